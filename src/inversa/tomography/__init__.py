@@ -1,0 +1,56 @@
+"""Tomographic forward models with exact adjoints, and classical reconstruction.
+
+Operators (all :class:`inversa.core.operators.LinearOperator`, batched, differentiable,
+CPU via numba kernels and any torch device via the same weights in torch):
+
+- :class:`Radon2D` — 2-D parallel beam (Joseph line integrals), ``(..., H, W) -> (..., A, K)``.
+- :class:`TiltSeriesProjector` — single-axis tilt about y with per-tilt IMOD ``.xf``
+  transforms, ``(..., D, H, W) -> (..., T, H, K)``.
+- :class:`Warp2D` — bilinear image warps; :func:`align_images` undoes an ``.xf``.
+- :class:`CTFOperator` — contrast transfer function (via torch-ctf).
+
+Reconstruction: :func:`fbp` (2-D), :func:`wbp` (3-D), :func:`sirt`, :func:`cgls`.
+"""
+
+from inversa.tomography._ctf import CTFOperator, CTFParams, apply_ctf, ctf_2d, phase_flip
+from inversa.tomography._fbp import angular_weights, fbp, wbp
+from inversa.tomography._iterative import SolveInfo, cgls, sirt
+from inversa.tomography._radon import Radon2D, default_n_detector, radon_adjoint, radon_forward
+from inversa.tomography._tiltseries import (
+    TiltSeriesProjector,
+    tilt_series_adjoint,
+    tilt_series_forward,
+)
+from inversa.tomography._warp import (
+    Warp2D,
+    align_images,
+    invert_xf,
+    warp_images,
+    warp_images_adjoint,
+)
+
+__all__ = [
+    "CTFOperator",
+    "CTFParams",
+    "Radon2D",
+    "SolveInfo",
+    "TiltSeriesProjector",
+    "Warp2D",
+    "align_images",
+    "angular_weights",
+    "apply_ctf",
+    "cgls",
+    "ctf_2d",
+    "default_n_detector",
+    "fbp",
+    "invert_xf",
+    "phase_flip",
+    "radon_adjoint",
+    "radon_forward",
+    "sirt",
+    "tilt_series_adjoint",
+    "tilt_series_forward",
+    "warp_images",
+    "warp_images_adjoint",
+    "wbp",
+]

@@ -1,0 +1,263 @@
+"""Reconstruct tilt series from files: validation, preprocessing, WBP / SIRT / CGLS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from inversa.core import io, parallel
+from inversa.core.errors import InputError, OutputExistsError
+from inversa.tomography import TiltSeriesProjector, cgls, sirt, wbp
+
+__all__ = [
+    "METHODS",
+    "PREPROCESSING",
+    "ReconstructionConfig",
+    "preprocess_stack",
+    "reconstruct_file",
+    "reconstruct_files",
+    "reconstruct_stack",
+]
+
+METHODS = ("wbp", "sirt", "cgls")
+PREPROCESSING = ("normalize", "log", "none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconstructionConfig:
+    """How to reconstruct a tilt series.
+
+    Attributes
+    ----------
+    method
+        ``"wbp"`` (weighted back-projection), ``"sirt"`` or ``"cgls"``.
+    thickness
+        Number of z slices of the tomogram; ``None`` uses the stack width // 2.
+    filter, cutoff
+        WBP filter (``ramp``, ``shepp-logan``, ``cosine``, ``hann``) and its cutoff as a
+        fraction of Nyquist.
+    n_iter, tol, nonneg
+        Iterations, relative-change stopping tolerance and non-negativity (SIRT only)
+        of the iterative methods.
+    preprocess
+        ``"normalize"``: per tilt ``(mean - x) / mean`` (density bright, unitless contrast);
+        ``"log"``: ``-log(x / mean)`` for electron or photon counts; ``"none"``.
+    device
+        Torch device to compute on.
+    """
+
+    method: str = "wbp"
+    thickness: int | None = None
+    filter: str = "ramp"
+    cutoff: float = 1.0
+    n_iter: int = 50
+    tol: float = 1e-4
+    nonneg: bool = False
+    preprocess: str = "normalize"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InputError(None, f"unknown method {self.method!r}; choose one of {METHODS}")
+        if self.preprocess not in PREPROCESSING:
+            raise InputError(
+                None, f"unknown preprocessing {self.preprocess!r}; choose one of {PREPROCESSING}"
+            )
+        if self.thickness is not None and self.thickness < 1:
+            raise InputError(None, "thickness must be a positive number of slices")
+        if self.n_iter < 1:
+            raise InputError(None, "the number of iterations must be at least 1")
+
+
+def preprocess_stack(stack: torch.Tensor, *, mode: str) -> torch.Tensor:
+    """Turn raw tilt images into line-integral data.
+
+    Parameters
+    ----------
+    stack
+        ``(..., T, H, W)`` raw images.
+    mode
+        One of :data:`PREPROCESSING` (see :class:`ReconstructionConfig`).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., T, H, W)``.
+    """
+    if mode == "none":
+        return stack
+    mean = stack.mean(dim=(-2, -1), keepdim=True)
+    if mode == "normalize":
+        return (mean - stack) / mean.abs().clamp_min(torch.finfo(stack.dtype).tiny)
+    if mode == "log":
+        if bool((mean <= 0).any()):
+            raise InputError(None, "'log' preprocessing needs positive counts; use 'normalize'")
+        # Zero counts are clamped to half a count: the usual finite stand-in for log(0).
+        return -torch.log(stack.clamp_min(0.5) / mean)
+    raise InputError(None, f"unknown preprocessing {mode!r}; choose one of {PREPROCESSING}")
+
+
+def reconstruct_stack(
+    stack: torch.Tensor,
+    tilt_angles: torch.Tensor,
+    *,
+    config: ReconstructionConfig,
+    xf: torch.Tensor | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Reconstruct one raw tilt series.
+
+    Parameters
+    ----------
+    stack
+        ``(T, H, W)`` raw tilt images.
+    tilt_angles
+        ``(T,)`` degrees.
+    config
+        Method and its settings.
+    xf
+        ``(T, 2, 3)`` IMOD transforms of the raw images (raw -> aligned), or ``None``.
+    progress
+        Show a progress bar for iterative methods.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(D, H, W)`` tomogram on the CPU, float32.
+    """
+    if stack.ndim != 3:
+        raise InputError(
+            None, f"a tilt series must be 3-D (T, H, W); got shape {tuple(stack.shape)}"
+        )
+    n_tilts, height, width = stack.shape
+    if tilt_angles.shape != (n_tilts,):
+        raise InputError(None, f"{len(tilt_angles)} tilt angles for a stack of {n_tilts} images")
+    if xf is not None and xf.shape != (n_tilts, 2, 3):
+        raise InputError(None, f"{len(xf)} .xf transforms for a stack of {n_tilts} images")
+    device = torch.device(config.device)
+    data = preprocess_stack(stack.to(device=device, dtype=torch.float32), mode=config.preprocess)
+    depth = config.thickness or max(1, width // 2)
+    projector = TiltSeriesProjector(
+        volume_shape=(depth, height, width),
+        tilt_angles=tilt_angles.to(device=device, dtype=torch.float32),
+        xf=None if xf is None else xf.to(device=device, dtype=torch.float32),
+    )
+    if config.method == "wbp":
+        volume = wbp(data, projector, filter=config.filter, cutoff=config.cutoff)
+    elif config.method == "sirt":
+        volume, _ = sirt(
+            projector,
+            data,
+            n_iter=config.n_iter,
+            tol=config.tol,
+            nonneg=config.nonneg,
+            progress=progress,
+        )
+    else:
+        volume, _ = cgls(projector, data, n_iter=config.n_iter, tol=config.tol, progress=progress)
+    return volume.detach().to("cpu", torch.float32)
+
+
+def _sidecar(stack_path: Path, suffixes: tuple[str, ...]) -> Path | None:
+    for suffix in suffixes:
+        candidate = stack_path.with_suffix(suffix)
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def reconstruct_file(
+    stack_path: str | Path,
+    *,
+    out_path: str | Path,
+    config: ReconstructionConfig,
+    angles_path: str | Path | None = None,
+    xf_path: str | Path | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Read a tilt series (MRC + .tlt [+ .xf]), reconstruct it and write the tomogram MRC.
+
+    ``angles_path`` defaults to the stack's ``.tlt`` (or ``.rawtlt``) sidecar and ``xf_path``
+    to its ``.xf`` sidecar when present. Inputs are never modified; the output is written
+    atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        The tomogram written.
+    """
+    stack_path, out_path = Path(stack_path), Path(out_path)
+    if out_path.exists() and not force:
+        raise OutputExistsError(out_path)
+    if angles_path is None:
+        angles_path = _sidecar(stack_path, (".tlt", ".rawtlt"))
+        if angles_path is None:
+            raise InputError(stack_path, "no tilt angles: pass --angles or put a .tlt beside it")
+    stack, pixel_size = io.read_mrc(stack_path, ndim=3)
+    angles = io.read_tlt(angles_path)
+    if len(angles) != stack.shape[0]:
+        raise InputError(
+            angles_path, f"has {len(angles)} angles but {stack_path} has {stack.shape[0]} images"
+        )
+    xf = None
+    if xf_path is not None:
+        xf = io.read_xf(xf_path)
+        if len(xf) != stack.shape[0]:
+            raise InputError(
+                xf_path, f"has {len(xf)} transforms but {stack_path} has {stack.shape[0]} images"
+            )
+    volume = reconstruct_stack(stack, angles, config=config, xf=xf, progress=progress)
+    io.write_mrc(out_path, volume, voxel_size=pixel_size, force=force)
+    return out_path
+
+
+def _reconstruct_item(item: tuple[Path, Path], *, config: ReconstructionConfig, force: bool):
+    stack_path, out_path = item
+    return reconstruct_file(
+        stack_path,
+        out_path=out_path,
+        config=config,
+        force=force,
+        xf_path=_sidecar(stack_path, (".xf",)),
+    )
+
+
+def reconstruct_files(
+    stack_paths: list[str | Path],
+    *,
+    out_dir: str | Path,
+    config: ReconstructionConfig,
+    force: bool = False,
+    scheduler: str | None = None,
+) -> list[Path]:
+    """Reconstruct many tilt series independently through :mod:`inversa.core.parallel`.
+
+    Each stack's angles and alignment come from its ``.tlt``/``.rawtlt`` and ``.xf``
+    sidecars; tomograms are written to ``out_dir/{stem}_rec.mrc``. All outputs are
+    checked before any work starts, so an existing output stops the job up front.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The tomograms written, in input order.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = [(Path(p), out / f"{Path(p).stem}_rec.mrc") for p in stack_paths]
+    for stack_path, out_path in items:
+        if not stack_path.exists():
+            raise InputError(stack_path, "no such file")
+        if out_path.exists() and not force:
+            raise OutputExistsError(out_path)
+    results = parallel.map_items(
+        partial(_reconstruct_item, config=config, force=force),
+        items,
+        scheduler=scheduler,
+        description="reconstructing",
+    )
+    parallel.raise_failures(results)
+    return [r.value for r in results]
