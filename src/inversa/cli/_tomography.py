@@ -72,6 +72,9 @@ def reconstruct(
     iterations: int = typer.Option(50, help="Iterations of SIRT/CGLS."),
     nonneg: bool = typer.Option(False, "--nonneg", help="Non-negative SIRT."),
     preprocess: str = typer.Option("normalize", help="normalize, log or none."),
+    defocus: float = typer.Option(
+        None, help="Phase-flip for this defocus (micrometres) before reconstructing."
+    ),
     device: str = Device,
     scheduler: str = Scheduler,
     force: bool = Force,
@@ -88,6 +91,7 @@ def reconstruct(
         n_iter=iterations,
         nonneg=nonneg,
         preprocess=preprocess,
+        defocus_um=defocus,
         device=device,
     )
     if len(tiltseries) == 1 and out.suffix.lower() in (".mrc", ".rec", ".map"):

@@ -10,7 +10,7 @@ import torch
 
 from inversa.core import io, parallel
 from inversa.core.errors import InputError, OutputExistsError
-from inversa.tomography import TiltSeriesProjector, cgls, sirt, wbp
+from inversa.tomography import CTFParams, TiltSeriesProjector, cgls, phase_flip, sirt, wbp
 
 __all__ = [
     "METHODS",
@@ -45,6 +45,10 @@ class ReconstructionConfig:
     preprocess
         ``"normalize"``: per tilt ``(mean - x) / mean`` (density bright, unitless contrast);
         ``"log"``: ``-log(x / mean)`` for electron or photon counts; ``"none"``.
+    defocus_um
+        When given, each tilt image is phase-flipped for this defocus (micrometres,
+        underfocus positive) before reconstruction, with ``voltage_kv``,
+        ``spherical_aberration_mm`` and ``amplitude_contrast`` (constant over the series).
     device
         Torch device to compute on.
     """
@@ -57,6 +61,10 @@ class ReconstructionConfig:
     tol: float = 1e-4
     nonneg: bool = False
     preprocess: str = "normalize"
+    defocus_um: float | None = None
+    voltage_kv: float = 300.0
+    spherical_aberration_mm: float = 2.7
+    amplitude_contrast: float = 0.07
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -106,6 +114,7 @@ def reconstruct_stack(
     *,
     config: ReconstructionConfig,
     xf: torch.Tensor | None = None,
+    pixel_size: float = 1.0,
     progress: bool = False,
 ) -> torch.Tensor:
     """Reconstruct one raw tilt series.
@@ -120,6 +129,8 @@ def reconstruct_stack(
         Method and its settings.
     xf
         ``(T, 2, 3)`` IMOD transforms of the raw images (raw -> aligned), or ``None``.
+    pixel_size
+        Angstrom per pixel (used by the CTF phase flip).
     progress
         Show a progress bar for iterative methods.
 
@@ -139,6 +150,15 @@ def reconstruct_stack(
         raise InputError(None, f"{len(xf)} .xf transforms for a stack of {n_tilts} images")
     device = torch.device(config.device)
     data = preprocess_stack(stack.to(device=device, dtype=torch.float32), mode=config.preprocess)
+    if config.defocus_um is not None:
+        ctf = CTFParams(
+            pixel_size_A=pixel_size,
+            defocus_um=config.defocus_um,
+            voltage_kv=config.voltage_kv,
+            spherical_aberration_mm=config.spherical_aberration_mm,
+            amplitude_contrast=config.amplitude_contrast,
+        )
+        data = phase_flip(data, ctf)
     depth = config.thickness or max(1, width // 2)
     projector = TiltSeriesProjector(
         volume_shape=(depth, height, width),
@@ -210,7 +230,9 @@ def reconstruct_file(
             raise InputError(
                 xf_path, f"has {len(xf)} transforms but {stack_path} has {stack.shape[0]} images"
             )
-    volume = reconstruct_stack(stack, angles, config=config, xf=xf, progress=progress)
+    volume = reconstruct_stack(
+        stack, angles, config=config, xf=xf, pixel_size=pixel_size, progress=progress
+    )
     io.write_mrc(out_path, volume, voxel_size=pixel_size, force=force)
     return out_path
 

@@ -157,9 +157,9 @@ def simulate_scene_tilt_series(
             spherical_aberration_mm=config.spherical_aberration_mm,
             amplitude_contrast=config.amplitude_contrast,
         )
-        # The CTF of torch-ctf is negative at low frequency; flip it so that, as without a
-        # CTF, density darkens the image at low resolution.
-        proj = -apply_ctf(proj, params)
+        # torch-ctf's CTF is positive at low frequency (CTF(0) = amplitude contrast), so
+        # density still darkens the image at low resolution, as without a CTF.
+        proj = apply_ctf(proj, params)
     dose_px = noise.electron_dose_per_pixel(config.dose, config.voxel_size)
     model = noise.ElectronNoise(dose_per_pixel=dose_px, contrast=contrast)
     return model(proj, generator=generator)
