@@ -7,7 +7,8 @@ Measures, in one run on the same machine:
 - 3-D tilt-series forward and adjoint (256^3, 61 tilts; quick: 128^3) with peak memory;
 - FBP of the Shepp-Logan phantom (256x256, 180 angles, noise-free): PSNR of ours and of
   ASTRA's CPU FBP, each from its own projector's data;
-- normalised adjoint errors of both operators in float64.
+- normalised adjoint errors of both operators in float64;
+- when a GPU is present, the projector timings on CUDA too (``*_cuda_s`` keys).
 """
 
 from __future__ import annotations
@@ -83,6 +84,39 @@ def _try_astra():
     except ImportError:  # the bench extra is optional
         return False
     return True
+
+
+def _cuda_timings(report: BenchReport, *, n, angles, n_det, m, tilts) -> None:
+    """Time the same projectors on the GPU (torch path, synchronised) into extra keys."""
+
+    def timed(fn):
+        def synced():
+            fn()
+            torch.cuda.synchronize()
+
+        return best_time(synced, repeat=5)
+
+    dev = "cuda"
+    v = report.values
+    image = torch.rand(n, n, device=dev)
+    op = Radon2D(image_shape=(n, n), angles=angles.to(dev), n_detector=n_det)
+    sino = op.forward(image)
+    v["radon_forward_cuda_s"] = timed(lambda: op.forward(image))
+    v["radon_adjoint_cuda_s"] = timed(lambda: op.adjoint(sino))
+    volume = torch.rand(m, m, m, device=dev)
+    proj3 = TiltSeriesProjector(volume_shape=(m, m, m), tilt_angles=tilts.to(dev))
+    stack = proj3.forward(volume)
+    torch.cuda.reset_peak_memory_stats()
+    v["tilt_forward_cuda_s"] = timed(lambda: proj3.forward(volume))
+    v["tilt_adjoint_cuda_s"] = timed(lambda: proj3.adjoint(stack))
+    v["tilt_cuda_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    v["cuda_device"] = torch.cuda.get_device_name()
+    report.compare(
+        "Radon forward on CUDA vs on CPU", v["radon_forward_cuda_s"], v["radon_forward_s"]
+    )
+    report.compare(
+        "tilt series forward on CUDA vs on CPU", v["tilt_forward_cuda_s"], v["tilt_forward_s"]
+    )
 
 
 def run(*, quick: bool = False) -> BenchReport:
@@ -163,6 +197,9 @@ def run(*, quick: bool = False) -> BenchReport:
     )
     report.compare(f"tilt series forward {m}^3 x {len(tilts)}", v["tilt_forward_s"], None)
     report.compare(f"tilt series adjoint {m}^3 x {len(tilts)}", v["tilt_adjoint_s"], None)
+
+    if torch.cuda.is_available():
+        _cuda_timings(report, n=n, angles=angles, n_det=n_det, m=m, tilts=tilts)
 
     # FBP quality, noise-free Shepp-Logan 256x256, 180 angles: each tool from its own data.
     nf, af = 256, 180
