@@ -26,9 +26,13 @@ vectorised), and a pure-torch path (gathers and ``index_add_``) for any device.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+import numba
 import numpy as np
 import torch
 from numba import int32, njit, prange, uint32
@@ -633,6 +637,28 @@ def _torch_backproject(y: torch.Tensor, plan: JosephPlan) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------
 
 
+_LAUNCH_LOCK = threading.Lock()
+
+
+@contextmanager
+def _numba_launch() -> Iterator[None]:
+    """Serialise parallel kernel launches unless numba runs on OpenMP or TBB.
+
+    numba's fallback 'workqueue' threading layer (used where neither libgomp nor TBB is
+    found) aborts the process when two threads launch parallel kernels at once, as Dask's
+    threaded scheduler does with several tilt series.
+    """
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet, so no layer is chosen
+        layer = None
+    if layer in ("omp", "tbb"):
+        yield
+    else:
+        with _LAUNCH_LOCK:
+            yield
+
+
 def _project_raw(x: torch.Tensor, plan: JosephPlan) -> torch.Tensor:
     """Map ``(*batch, H, W) -> (*batch, A, K)``, possibly a non-contiguous view."""
     batch = x.shape[:-2]
@@ -642,9 +668,12 @@ def _project_raw(x: torch.Tensor, plan: JosephPlan) -> torch.Tensor:
         return _torch_project(x.reshape(n, h, w), plan).reshape(*batch, *plan.range_tail)
     if n < _BATCHED_MIN:
         arr = x.detach().reshape(n, h, w).contiguous().numpy()
-        return torch.from_numpy(_numba_project_single(arr, plan)).reshape(*batch, *plan.range_tail)
+        with _numba_launch():
+            out = torch.from_numpy(_numba_project_single(arr, plan))
+        return out.reshape(*batch, *plan.range_tail)
     blocks = _to_blocks(x.detach().reshape(n, h, w), _block_size(n))
-    out = _from_blocks(_numba_project_batched(blocks, plan), n)
+    with _numba_launch():
+        out = _from_blocks(_numba_project_batched(blocks, plan), n)
     return out.reshape(*batch, *plan.range_tail)
 
 
@@ -657,9 +686,12 @@ def _backproject_raw(y: torch.Tensor, plan: JosephPlan) -> torch.Tensor:
         return _torch_backproject(y.reshape(n, *plan.range_tail), plan).reshape(*batch, h, w)
     if n < _BATCHED_MIN:
         arr = y.detach().reshape(n, *plan.range_tail).contiguous().numpy()
-        return torch.from_numpy(_numba_backproject_single(arr, plan)).reshape(*batch, h, w)
+        with _numba_launch():
+            img = torch.from_numpy(_numba_backproject_single(arr, plan))
+        return img.reshape(*batch, h, w)
     blocks = _to_blocks(y.detach().reshape(n, *plan.range_tail), _block_size(n))
-    img = _from_blocks(_numba_backproject_batched(blocks, plan), n)
+    with _numba_launch():
+        img = _from_blocks(_numba_backproject_batched(blocks, plan), n)
     return img.reshape(*batch, h, w)
 
 
