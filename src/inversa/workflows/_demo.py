@@ -11,9 +11,11 @@ import torch
 
 from inversa.core import metrics
 from inversa.core.errors import OutputExistsError
-from inversa.core.io import atomic_write, read_mrc
+from inversa.core.io import atomic_write, read_mrc, read_particles, write_mrc
 from inversa.workflows._reconstruct import ReconstructionConfig, reconstruct_file
 from inversa.workflows._report import (
+    _pyplot,
+    _save_figure,
     save_fsc_png,
     save_images_png,
     save_slices_png,
@@ -36,11 +38,16 @@ class DemoResult:
         Per method: quality against the ground truth and seconds taken.
     files
         Every file written, by role.
+    averaging
+        Subtomogram averaging from the WBP tomogram: particle count, half-map FSC 0.143
+        resolution, FSC 0.5 against the true structure (Angstrom), angular errors
+        against the true poses (degrees) and seconds; ``None`` when skipped.
     """
 
     report: Path
     metrics: dict[str, dict[str, float]]
     files: dict[str, Path]
+    averaging: dict[str, float] | None = None
 
 
 def _quality(rec: torch.Tensor, truth: torch.Tensor, *, voxel_size: float) -> dict[str, float]:
@@ -56,6 +63,167 @@ def _quality(rec: torch.Tensor, truth: torch.Tensor, *, voxel_size: float) -> di
     }, fsc
 
 
+# Starting reference of the demo's refinement: the true structure blurred to this
+# resolution (Angstrom), as users start from a low-passed map of a related structure.
+_DEMO_INITIAL_RESOLUTION = 30.0
+
+
+def _averaging(
+    out: Path,
+    data,
+    config: SimulationConfig,
+    *,
+    tomogram: Path,
+    force: bool,
+) -> tuple[dict[str, float], dict[str, Path], dict[str, torch.Tensor]]:
+    """Extract the simulated particles from a tomogram, refine them, measure the result."""
+    from inversa.alignment._average import average_particles
+    from inversa.alignment._exhaustive import ExhaustiveConfig
+    from inversa.alignment._refine import RefineConfig
+    from inversa.alignment._star import poses_from_table
+    from inversa.core.fourier import fsc_resolution, lowpass
+    from inversa.workflows._subtomo import extract_particles_file, refine_particles_file
+
+    t0 = time.perf_counter()
+    box = config.reference_box
+    extracted = extract_particles_file(
+        [tomogram], data.files["particles"], box=box, out_dir=out / "subtomograms", force=force
+    )
+    start = lowpass(
+        data.reference, resolution=_DEMO_INITIAL_RESOLUTION, pixel_size=config.voxel_size
+    )
+    start_path = out / "reference_start.mrc"
+    write_mrc(start_path, start, voxel_size=config.voxel_size, force=force)
+    refine_config = RefineConfig(
+        method="exhaustive",
+        # 20 degrees suffices globally for a particle this small (the finer local grids
+        # follow), at a third of the orientations of 15 degrees.
+        exhaustive=ExhaustiveConfig(coarse_step=20.0),
+        wedge=(config.tilt_min, config.tilt_max),
+        local_angle=10.0,
+        # The particle and a margin: neighbours and membranes stay out of the scores.
+        mask_radius=float(box // 4),
+    )
+    result = refine_particles_file(
+        extracted.star,
+        out / "refine",
+        config=refine_config,
+        reference=start_path,
+        n_iterations=2,
+        force=force,
+    )
+    seconds = time.perf_counter() - t0
+    truth_table, _ = read_particles(data.files["particles"])
+    true_rot = poses_from_table(truth_table, pixel_size=config.voxel_size)[0]
+    errors = metrics.angular_error(result.alignment.rotations.double(), true_rot)
+    stats = metrics.angular_error_stats(result.alignment.rotations.double(), true_rot)
+    average = result.average.map
+    mask_radius = refine_config.mask_radius
+    fsc_truth = _masked_fsc(average, data.reference, radius=mask_radius)
+    # The best these particles allow: their average at the true poses (the oracle).
+    cut_table, _ = read_particles(extracted.star)
+    true_shift = poses_from_table(cut_table, pixel_size=config.voxel_size)[1]
+    volumes = torch.stack([read_mrc(path)[0] for path in extracted.volumes])
+    oracle = average_particles(
+        volumes,
+        true_rot.float(),
+        true_shift.float(),
+        wedge=(config.tilt_min, config.tilt_max),
+        pixel_size=config.voxel_size,
+    ).map
+    fsc_oracle = _masked_fsc(oracle, data.reference, radius=mask_radius)
+    summary = {
+        "n_particles": float(len(errors)),
+        "halfmap_fsc_0.143_A": result.average.resolution,
+        "fsc_truth_0.5_A": fsc_resolution(fsc_truth, threshold=0.5, pixel_size=config.voxel_size),
+        "fsc_truth_0.143_A": fsc_resolution(
+            fsc_truth, threshold=0.143, pixel_size=config.voxel_size
+        ),
+        "true_pose_fsc_truth_0.5_A": fsc_resolution(
+            fsc_oracle, threshold=0.5, pixel_size=config.voxel_size
+        ),
+        "true_pose_fsc_truth_0.143_A": fsc_resolution(
+            fsc_oracle, threshold=0.143, pixel_size=config.voxel_size
+        ),
+        "median_angular_error_deg": stats["median"],
+        "p90_angular_error_deg": stats["p90"],
+        "seconds": seconds,
+    }
+    figures = {
+        "average": save_slices_png(
+            {
+                "refined average": average,
+                "average at true poses": oracle,
+                "true structure": data.reference,
+                "start (30 Å)": start,
+            },
+            out / "average.png",
+            force=force,
+        ),
+        "average_fsc": _save_average_fsc_png(
+            {
+                "refined: half maps": result.average.fsc,
+                "refined vs true structure": fsc_truth,
+                "true poses vs true structure": fsc_oracle,
+            },
+            out / "average_fsc.png",
+            pixel_size=config.voxel_size,
+            force=force,
+        ),
+        "angular_error": _save_histogram_png(
+            errors, out / "angular_error.png", xlabel="angular error (°)", force=force
+        ),
+    }
+    return summary, {"refine": out / "refine", **figures}, {"fsc": result.average.fsc}
+
+
+def _masked_fsc(a: torch.Tensor, b: torch.Tensor, *, radius: float) -> torch.Tensor:
+    """FSC inside the particle mask; a tomogram's mean is arbitrary, so shell 0 counts as 1."""
+    from inversa.alignment._volumes import spherical_mask
+    from inversa.core.fourier import fourier_shell_correlation
+
+    mask = spherical_mask(tuple(a.shape), radius=radius, dtype=a.dtype)
+    inside = mask / mask.sum()
+    fsc = fourier_shell_correlation(
+        (a - (a * inside).sum()) * mask, (b - (b * inside).sum()) * mask
+    )
+    fsc[0] = 1.0
+    return fsc
+
+
+def _save_average_fsc_png(
+    curves: dict[str, torch.Tensor], path: Path, *, pixel_size: float, force: bool
+) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    for label, fsc in curves.items():
+        f = torch.arange(len(fsc), dtype=torch.float64) / (2 * (len(fsc) - 1) * pixel_size)
+        ax.plot(f.numpy(), fsc.detach().cpu().double().numpy(), label=label)
+    for level in (0.5, 0.143):
+        ax.axhline(level, color="gray", lw=0.8, ls="--")
+    ax.set_xlabel("spatial frequency (1/Å)")
+    ax.set_ylabel("FSC")
+    ax.set_ylim(-0.1, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path, force=force)
+    plt.close(fig)
+    return path
+
+
+def _save_histogram_png(values: torch.Tensor, path: Path, *, xlabel: str, force: bool) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    v = values.detach().cpu().double().numpy()
+    ax.hist(v, bins=min(30, max(5, len(v) // 2)), color="tab:blue")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("particles")
+    fig.tight_layout()
+    _save_figure(fig, path, force=force)
+    plt.close(fig)
+    return path
+
+
 def run_demo(
     out_dir: str | Path,
     *,
@@ -63,13 +231,18 @@ def run_demo(
     device: str = "cpu",
     simulation: SimulationConfig | None = None,
     sirt_iterations: int = 15,
+    averaging: bool = True,
 ) -> DemoResult:
     """Simulate a scene from the shipped structure, reconstruct it, report the quality.
 
     Steps: :func:`simulate_dataset` (cell-like scene, tilt series with Poisson noise at
     the configured dose, ground truth files), then WBP and SIRT from the written files,
     then metrics against the ground truth (PSNR and SSIM after an affine fit,
-    correlation, FSC 0.5 / 0.143 resolution) and ``report.html`` with PNG figures.
+    correlation, FSC 0.5 / 0.143 resolution) and ``report.html`` with PNG figures. With
+    ``averaging``, the particles are then cut from the WBP tomogram at their true
+    positions (``particles.star``) and refined against the true structure low-passed to
+    30 Å (exhaustive search, gold-standard halves, two iterations); the report adds the
+    average, its FSC curves and the angular errors against the true poses.
 
     Parameters
     ----------
@@ -83,6 +256,8 @@ def run_demo(
         Scene and acquisition; defaults to :class:`SimulationConfig`'s laptop defaults.
     sirt_iterations
         SIRT iterations.
+    averaging
+        Add subtomogram averaging (needs at least two particles).
 
     Returns
     -------
@@ -155,10 +330,57 @@ def run_demo(
         ),
     }
     files.update({f"figure_{k}": v for k, v in figs.items()})
+    avg_summary = None
+    avg_sections: list = []
+    if averaging and config.n_particles >= 2:
+        avg_summary, avg_files, _ = _averaging(
+            out, data, config, tomogram=files["tomogram_wbp"], force=force
+        )
+        files.update({f"averaging_{k}": v for k, v in avg_files.items()})
+        avg_sections = [
+            (
+                "Subtomogram averaging",
+                f"{int(avg_summary['n_particles'])} particles cut from the WBP tomogram "
+                f"({config.reference_box}^3 boxes at the true positions), refined against "
+                f"the true structure low-passed to {_DEMO_INITIAL_RESOLUTION:.0f} Å: exhaustive "
+                "search (global, then local within 10°), wedge-weighted gold-standard "
+                f"averaging, 2 iterations, {avg_summary['seconds']:.1f} s. Angular errors "
+                "of random orientations have a median of 132° (90th percentile 171°); "
+                "'at true poses' averages the same boxes at the true orientations, the best "
+                "these particles allow. "
+                "A half-map FSC that looks good while the errors are large is reference "
+                "bias (both halves fitted noise to the same starting reference), not signal.",
+            ),
+            (
+                "Averaging results",
+                [
+                    [
+                        "half-map FSC 0.143 (Å)",
+                        "FSC 0.5 / 0.143 vs truth (Å)",
+                        "at true poses: FSC 0.5 / 0.143 vs truth (Å)",
+                        "median error (°)",
+                        "90th pct error (°)",
+                    ],
+                    [
+                        f"{avg_summary['halfmap_fsc_0.143_A']:.1f}",
+                        f"{avg_summary['fsc_truth_0.5_A']:.1f} / "
+                        f"{avg_summary['fsc_truth_0.143_A']:.1f}",
+                        f"{avg_summary['true_pose_fsc_truth_0.5_A']:.1f} / "
+                        f"{avg_summary['true_pose_fsc_truth_0.143_A']:.1f}",
+                        f"{avg_summary['median_angular_error_deg']:.1f}",
+                        f"{avg_summary['p90_angular_error_deg']:.1f}",
+                    ],
+                ],
+            ),
+            ("Average (central slices)", avg_files["average"].relative_to(out)),
+            ("Average FSC", avg_files["average_fsc"].relative_to(out)),
+            ("Angular error against the true poses", avg_files["angular_error"].relative_to(out)),
+        ]
     summary = {
         "simulation": {k: v for k, v in vars(config).items()},
         "timings_s": timings,
         "methods": results,
+        "subtomogram_averaging": avg_summary,
     }
     with atomic_write(out / "metrics.json", force=force) as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -209,8 +431,9 @@ def run_demo(
             ("Tilt images", figs["tilts"].relative_to(out)),
             ("Central slices", figs["slices"].relative_to(out)),
             ("Fourier shell correlation", figs["fsc"].relative_to(out)),
+            *avg_sections,
         ],
         force=force,
     )
     files["report"] = report
-    return DemoResult(report=report, metrics=results, files=files)
+    return DemoResult(report=report, metrics=results, files=files, averaging=avg_summary)

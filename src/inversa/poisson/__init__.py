@@ -1,0 +1,62 @@
+"""Poisson versus Gaussian objectives for low-dose imaging.
+
+Measurement models with a dose knob (:class:`LinearPoissonModel`,
+:class:`TransmissionModel`), the estimators compared by the study (Poisson ML by MLEM,
+Poisson MAP, HG, OG and the transmission counterparts PWLS and penalised likelihood),
+the diagonal model with exact per-mode MSE, and the CT study.
+"""
+
+from inversa.poisson._diagonal import (
+    best_regularisation,
+    diagonal_estimate,
+    diagonal_mse,
+    diagonal_mse_mc,
+)
+from inversa.poisson._models import LinearPoissonModel, TransmissionModel, check_counts
+from inversa.poisson._penalties import Penalty, PenaltyKind
+from inversa.poisson._solvers import (
+    EstimatorName,
+    SolverInfo,
+    estimate,
+    heteroscedastic_ls,
+    homoscedastic_ls,
+    poisson_map,
+    poisson_ml,
+    transmission_pl,
+    transmission_pwls,
+)
+from inversa.poisson._study import (
+    StudyConfig,
+    StudyResult,
+    ct_small_image,
+    random_ellipses,
+    run_study,
+    write_figure,
+)
+
+__all__ = [
+    "EstimatorName",
+    "LinearPoissonModel",
+    "Penalty",
+    "PenaltyKind",
+    "SolverInfo",
+    "StudyConfig",
+    "StudyResult",
+    "TransmissionModel",
+    "best_regularisation",
+    "check_counts",
+    "ct_small_image",
+    "diagonal_estimate",
+    "diagonal_mse",
+    "diagonal_mse_mc",
+    "estimate",
+    "heteroscedastic_ls",
+    "homoscedastic_ls",
+    "poisson_map",
+    "poisson_ml",
+    "random_ellipses",
+    "run_study",
+    "transmission_pl",
+    "transmission_pwls",
+    "write_figure",
+]
