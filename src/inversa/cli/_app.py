@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app` when imported.
-from inversa.cli import _alignment, _bench, _demo, _poisson, _tomography  # noqa: E402, F401
+from inversa.cli import _alignment, _bench, _demo, _jdr, _poisson, _tomography  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> int:

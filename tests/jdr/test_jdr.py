@@ -1,0 +1,206 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from inversa.core.errors import InputError
+from inversa.jdr import (
+    JDR,
+    JDRConfig,
+    TrainConfig,
+    alignment,
+    csbm,
+    csbm_parameters,
+    digl,
+    evaluate,
+    fosr,
+    jdr,
+    random_split,
+    search_jdr,
+)
+from inversa.jdr._linalg import DenseGraph, LowRankGraph
+
+
+@pytest.fixture(scope="module")
+def small():
+    return csbm(n_nodes=300, n_features=120, avg_degree=5, phi=0.5, seed=3)
+
+
+def _edges(ei):
+    return set(map(tuple, ei.T.tolist()))
+
+
+def test_dense_and_truncated_paths_agree(small):
+    cfg = dict(iterations=3, l_a=5, l_x=4, eta_a=0.4, eta_x=0.3, eta_x2=0.7, top_k=8)
+    x = small.x.double()
+    rd = jdr(small.edge_index, x, config=JDRConfig(method="dense", **cfg))
+    rs = jdr(small.edge_index, x, config=JDRConfig(method="sparse", rank_tol=1e-13, **cfg))
+    assert rd.path == "dense" and rs.path == "sparse"
+    torch.testing.assert_close(rs.x, rd.x, atol=1e-6, rtol=0)
+    assert torch.equal(rs.edge_index, rd.edge_index)
+    torch.testing.assert_close(rs.edge_weight, rd.edge_weight, atol=1e-6, rtol=0)
+    assert rs.alignment_after == pytest.approx(rd.alignment_after, abs=1e-6)
+
+
+def test_low_rank_replace_matches_dense():
+    rng = np.random.default_rng(0)
+    a = sp.random(40, 40, density=0.1, random_state=1)
+    a = (a + a.T).tocsr()
+    dense, low = DenseGraph(a.toarray()), LowRankGraph(a, tol=1e-12, rank_tol=1e-14)
+    for _ in range(3):
+        lam, v = dense.top_eig(4, by_abs=True, seed=0)
+        v_new = v + 0.3 * rng.standard_normal(v.shape)
+        dense.replace(v, v_new, lam)
+        low.replace(v, v_new, lam)
+    full = np.concatenate([b for _, b in low.row_blocks()])
+    np.testing.assert_allclose(full, dense.a, atol=1e-10)
+    assert low.rank() <= 24
+
+
+def test_zero_rates_keep_graph_and_features(small):
+    cfg = JDRConfig(iterations=2, eta_a=0.0, eta_x=0.0, eta_x2=1.0, l_a=3, l_x=3, top_k=64)
+    res = jdr(small.edge_index, small.x, config=cfg)
+    assert _edges(res.edge_index) == _edges(small.edge_index)
+    torch.testing.assert_close(res.edge_weight, torch.ones_like(res.edge_weight))
+    torch.testing.assert_close(res.x, small.x)
+
+
+def test_jdr_increases_alignment(small):
+    cfg = JDRConfig(iterations=5, l_a=4, l_x=4, eta_a=0.5, eta_x=0.5, eta_x2=1.0)
+    res = jdr(small.edge_index, small.x, config=cfg)
+    assert res.alignment_after > res.alignment_before + 0.05
+    assert res.alignment_before == pytest.approx(alignment(small.edge_index, small.x, config=cfg))
+    # Each node keeps at most top_k positive-weight sources.
+    counts = torch.bincount(res.edge_index[1], minlength=300)
+    assert int(counts.max()) <= cfg.top_k and bool((res.edge_weight > 0).all())
+
+
+def test_approximate_topk_close_to_exact():
+    g = csbm(n_nodes=1500, n_features=200, avg_degree=5, phi=0.5, seed=1)
+    cfg = dict(iterations=3, l_a=5, l_x=5, eta_a=0.4, eta_x=0.3, top_k=16, method="sparse")
+    exact = jdr(g.edge_index, g.x, config=JDRConfig(**cfg))
+    approx = jdr(g.edge_index, g.x, config=JDRConfig(exact_topk_max_nodes=10, **cfg))
+    a, b = _edges(exact.edge_index), _edges(approx.edge_index)
+    assert len(a & b) / len(a) > 0.9
+
+
+def test_binary_variant_flips_exact_counts():
+    g = csbm(n_nodes=120, n_features=40, avg_degree=6, phi=0.5, seed=2)
+    x = (g.x > 0).double()
+    cfg = JDRConfig(
+        iterations=2,
+        l_a=3,
+        l_x=3,
+        eta_a=0.5,
+        eta_x=0.5,
+        binary=True,
+        flips_a=(10, 15),
+        flips_x=(20, 30),
+    )
+    res = jdr(g.edge_index, x, config=cfg)
+    n_before = g.edge_index.shape[1] // 2
+    assert res.edge_index.shape[1] // 2 == n_before - 10 + 15
+    assert set(res.x.unique().tolist()) <= {0.0, 1.0}
+    assert int(res.x.sum()) == int(x.sum()) - 20 + 30
+    assert int((res.x != x).sum()) == 50
+
+
+def test_bad_inputs_are_refused(small):
+    n = small.num_nodes
+    ei = small.edge_index
+    with pytest.raises(InputError, match="not symmetric"):
+        jdr(ei[:, ::2].contiguous(), small.x)
+    with pytest.raises(InputError, match="self-loops"):
+        jdr(torch.cat([ei, torch.tensor([[0], [0]])], 1), small.x)
+    bad = small.x.clone()
+    bad[3, 2] = float("nan")
+    with pytest.raises(InputError, match="NaN"):
+        jdr(ei, bad)
+    with pytest.raises(InputError, match="exceeds"):
+        jdr(ei, small.x, config=JDRConfig(l_a=n + 1))
+    with pytest.raises(InputError, match="exceeds"):
+        jdr(ei, small.x[:, :5], config=JDRConfig(l_x=6))
+    with pytest.raises(InputError, match="eta_a"):
+        JDRConfig(eta_a=1.5)
+
+
+def test_disconnected_graph_is_handled():
+    g = csbm(n_nodes=200, n_features=50, avg_degree=3, phi=0.5, seed=0)
+    # Two copies side by side: a disconnected graph with isolated nodes in each part.
+    ei = torch.cat([g.edge_index, g.edge_index + 200], 1)
+    x = torch.cat([g.x, g.x.flip(0)])
+    for method in ("dense", "sparse"):
+        res = jdr(ei, x, config=JDRConfig(iterations=2, l_a=4, l_x=4, method=method))
+        assert torch.isfinite(res.x).all() and torch.isfinite(res.edge_weight).all()
+
+
+def test_transform_in_compose(small):
+    import torch_geometric.transforms as T
+
+    t = T.Compose([T.ToUndirected(), JDR(config=JDRConfig(iterations=2, l_a=3, l_x=3))])
+    out = t(small)
+    assert out.edge_attr.shape == (out.edge_index.shape[1],)
+    assert out.x.shape == small.x.shape and out.x.dtype == small.x.dtype
+    assert small.edge_attr is None  # the input is left unchanged
+    assert "K=2" in repr(t)
+
+
+def test_csbm_statistics():
+    lam, mu = csbm_parameters(phi=0.3, n_nodes=1000, n_features=500, epsilon=3.25)
+    assert lam**2 + mu**2 / 2.0 == pytest.approx(4.25)
+    g = csbm(n_nodes=2000, n_features=30, avg_degree=5, phi=1.0, seed=0)
+    h = csbm(n_nodes=2000, n_features=30, avg_degree=5, phi=-1.0, seed=0)
+    ei = g.edge_index
+    assert not bool((ei[0] == ei[1]).any())
+    assert _edges(ei) == _edges(ei.flip(0))
+    assert ei.shape[1] / 2000 == pytest.approx(5.0, rel=0.08)
+    same = (g.y[ei[0]] == g.y[ei[1]]).float().mean()
+    assert same > 0.85  # c_in / (c_in + c_out) = (5 + 2.236 * 2.06) / 10 ≈ 0.96
+    assert (h.y[h.edge_index[0]] == h.y[h.edge_index[1]]).float().mean() < 0.15
+    assert int(g.y.sum()) == 1000
+
+
+def test_splits_are_disjoint_and_balanced(small):
+    tr, va, te = random_split(small.y, split="sparse", seed=0)
+    assert not bool((tr & va).any() or (tr & te).any() or (va & te).any())
+    assert bool((tr | va | te).all())
+    assert int(tr.sum()) == 2 * round(0.025 * 300 / 2)
+    tr, va, te = random_split(small.y, split="dense", seed=0)
+    assert int(va.sum()) == 60
+
+
+def test_gcn_and_gprgnn_learn_an_easy_csbm():
+    g = csbm(n_nodes=300, n_features=60, avg_degree=8, phi=0.6, epsilon=8.0, seed=0)
+    train = TrainConfig(max_epochs=60, patience=30)
+    for model in ("gcn", "gprgnn"):
+        acc = evaluate(g, splits=2, split="dense", config=dataclasses.replace(train, model=model))
+        assert acc.mean > 80 and acc.ci95 >= 0 and len(acc.per_split) == 2
+
+
+def test_fosr_adds_new_edges_and_opens_the_spectral_gap():
+    g = csbm(n_nodes=100, n_features=5, avg_degree=5, phi=1.0, seed=1)
+    out = fosr(g, iterations=12)
+
+    def lam2(ei):
+        a = np.zeros((100, 100))
+        a[ei[0].numpy(), ei[1].numpy()] = 1.0
+        a += np.eye(100)
+        d = a.sum(1)
+        return np.sort(np.linalg.eigvalsh(a / np.sqrt(np.outer(d, d))))[-2]
+
+    new = _edges(out.edge_index) - _edges(g.edge_index)
+    assert len(new) == 24 and all(u != v for u, v in new)
+    assert lam2(out.edge_index) < lam2(g.edge_index)
+
+
+def test_digl_gives_weighted_topk_graph(small):
+    out = digl(small, alpha=0.1, k=16)
+    assert out.edge_attr.shape == (out.edge_index.shape[1],)
+    assert int(torch.bincount(out.edge_index[1]).max()) <= 16
+
+
+def test_search_uses_validation_only(small):
+    cfg, val = search_jdr(small, trials=2, splits=1, train=TrainConfig(max_epochs=20, patience=10))
+    assert isinstance(cfg, JDRConfig) and 0 <= val <= 100
