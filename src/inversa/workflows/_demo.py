@@ -14,9 +14,8 @@ from inversa.core.errors import OutputExistsError
 from inversa.core.io import atomic_write, read_mrc, read_particles, write_mrc
 from inversa.workflows._reconstruct import ReconstructionConfig, reconstruct_file
 from inversa.workflows._report import (
-    _pyplot,
-    _save_figure,
     save_fsc_png,
+    save_histogram_png,
     save_images_png,
     save_slices_png,
     write_html_report,
@@ -160,7 +159,7 @@ def _averaging(
             out / "average.png",
             force=force,
         ),
-        "average_fsc": _save_average_fsc_png(
+        "average_fsc": save_fsc_png(
             {
                 "refined: half maps": result.average.fsc,
                 "refined vs true structure": fsc_truth,
@@ -168,9 +167,10 @@ def _averaging(
             },
             out / "average_fsc.png",
             pixel_size=config.voxel_size,
+            ylabel="FSC",
             force=force,
         ),
-        "angular_error": _save_histogram_png(
+        "angular_error": save_histogram_png(
             errors, out / "angular_error.png", xlabel="angular error (°)", force=force
         ),
     }
@@ -189,39 +189,6 @@ def _masked_fsc(a: torch.Tensor, b: torch.Tensor, *, radius: float) -> torch.Ten
     )
     fsc[0] = 1.0
     return fsc
-
-
-def _save_average_fsc_png(
-    curves: dict[str, torch.Tensor], path: Path, *, pixel_size: float, force: bool
-) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    for label, fsc in curves.items():
-        f = torch.arange(len(fsc), dtype=torch.float64) / (2 * (len(fsc) - 1) * pixel_size)
-        ax.plot(f.numpy(), fsc.detach().cpu().double().numpy(), label=label)
-    for level in (0.5, 0.143):
-        ax.axhline(level, color="gray", lw=0.8, ls="--")
-    ax.set_xlabel("spatial frequency (1/Å)")
-    ax.set_ylabel("FSC")
-    ax.set_ylim(-0.1, 1.02)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    _save_figure(fig, path, force=force)
-    plt.close(fig)
-    return path
-
-
-def _save_histogram_png(values: torch.Tensor, path: Path, *, xlabel: str, force: bool) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.0, 3.2))
-    v = values.detach().cpu().double().numpy()
-    ax.hist(v, bins=min(30, max(5, len(v) // 2)), color="tab:blue")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("particles")
-    fig.tight_layout()
-    _save_figure(fig, path, force=force)
-    plt.close(fig)
-    return path
 
 
 def run_demo(

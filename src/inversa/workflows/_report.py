@@ -10,7 +10,13 @@ import torch
 
 from inversa.core.io import atomic_write
 
-__all__ = ["save_fsc_png", "save_images_png", "save_slices_png", "write_html_report"]
+__all__ = [
+    "save_fsc_png",
+    "save_histogram_png",
+    "save_images_png",
+    "save_slices_png",
+    "write_html_report",
+]
 
 
 def _pyplot():
@@ -83,7 +89,12 @@ def save_images_png(
 
 
 def save_fsc_png(
-    curves: dict[str, torch.Tensor], path: str | Path, *, pixel_size: float, force: bool = False
+    curves: dict[str, torch.Tensor],
+    path: str | Path,
+    *,
+    pixel_size: float,
+    ylabel: str = "FSC with ground truth",
+    force: bool = False,
 ) -> Path:
     """Plot FSC curves against spatial frequency (1/Angstrom) with the 0.143 and 0.5 lines."""
     plt = _pyplot()
@@ -94,9 +105,25 @@ def save_fsc_png(
     for level in (0.5, 0.143):
         ax.axhline(level, color="gray", lw=0.8, ls="--")
     ax.set_xlabel("spatial frequency (1/Å)")
-    ax.set_ylabel("FSC with ground truth")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(-0.1, 1.02)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, Path(path), force=force)
+    plt.close(fig)
+    return Path(path)
+
+
+def save_histogram_png(
+    values: torch.Tensor, path: str | Path, *, xlabel: str, force: bool = False
+) -> Path:
+    """Histogram of per-item values, e.g. angular errors ``(N,)``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    v = values.detach().cpu().double().numpy()
+    ax.hist(v, bins=min(30, max(5, len(v) // 2)), color="tab:blue")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("particles")
     fig.tight_layout()
     _save_figure(fig, Path(path), force=force)
     plt.close(fig)
