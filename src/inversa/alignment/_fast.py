@@ -30,7 +30,6 @@ The search (per particle, batched):
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass
 
@@ -384,7 +383,12 @@ def align_volumes(
     dt = volumes.dtype if volumes.is_floating_point() else torch.float32
     ref = _prepare_reference(reference.to(dev, dt), config)
     rots, shifts, scores = [], [], []
-    for start in range(0, volumes.shape[0], config.batch_size):
+    starts = range(0, volumes.shape[0], config.batch_size)
+    if progress:
+        from rich.progress import track
+
+        starts = track(starts, description="aligning", transient=True)
+    for start in starts:
         stop = min(start + config.batch_size, volumes.shape[0])
         prior = (
             None if prior_rotations is None else prior_rotations[start:stop].to(dev, torch.float64)
@@ -393,8 +397,6 @@ def align_volumes(
         rots.append(r)
         shifts.append(s)
         scores.append(c)
-        if progress:
-            print(f"aligned {stop}/{volumes.shape[0]}", file=sys.stderr)
     return AlignmentResult(
         rotations=torch.cat(rots).to(out_device, out_dtype),
         shifts=torch.cat(shifts).to(out_device, out_dtype),
