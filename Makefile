@@ -24,8 +24,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m ""
 
+# Every benchmark at full size (long); one at a time: make bench BENCH=tomography
+BENCH ?= $(shell $(PY) -c "from inversa.bench import available_benchmarks as a; print(*a())" 2>/dev/null)
 bench: $(STAMP)
-	$(VENV)/bin/inversa bench tomography --json benchmarks/results/tomography.json --force
+	for name in $(BENCH); do \
+	  $(VENV)/bin/inversa bench $$name --json benchmarks/results/$$name.json --force || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
