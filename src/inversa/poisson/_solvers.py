@@ -25,6 +25,11 @@ from typing import Literal
 
 import torch
 
+from inversa.core._solve import check_iterations as _check_run
+from inversa.core._solve import expand as _expand
+from inversa.core._solve import item_sum as _item_sum
+from inversa.core._solve import relative_change as _rel_change
+from inversa.core._solve import start as _start
 from inversa.core.errors import InputError
 from inversa.core.noise import log_transform
 from inversa.core.operators import LinearOperator
@@ -145,43 +150,6 @@ class _TransmissionFidelity(_Fidelity):
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _item_sum(t: torch.Tensor, nd: int) -> torch.Tensor:
-    return t.sum(dim=tuple(range(t.ndim - nd, t.ndim)))
-
-
-def _expand(v: torch.Tensor, nd: int) -> torch.Tensor:
-    return v.reshape(*v.shape, *([1] * nd))
-
-
-def _rel_change(step: torch.Tensor, x_new: torch.Tensor, nd: int) -> torch.Tensor:
-    diff = _item_sum(step.square(), nd).sqrt()
-    norm = _item_sum(x_new.square(), nd).sqrt()
-    return torch.where(norm > 0, diff / torch.where(norm > 0, norm, 1.0), diff)
-
-
-def _check_run(n_iter: int, tol: float) -> None:
-    if n_iter < 1:
-        raise InputError(None, f"n_iter must be at least 1, got {n_iter}")
-    if not tol >= 0:
-        raise InputError(None, f"tol must be non-negative, got {tol}")
-
-
-def _start(
-    operator: LinearOperator, y: torch.Tensor, x0: torch.Tensor | None, fill: torch.Tensor | float
-) -> torch.Tensor:
-    batch = y.shape[: y.ndim - len(operator.range_shape)]
-    shape = (*batch, *operator.domain_shape)
-    if x0 is None:
-        fill_t = torch.as_tensor(fill, dtype=y.dtype, device=y.device)
-        return torch.broadcast_to(_expand(fill_t, len(operator.domain_shape)), shape).clone()
-    try:
-        return torch.broadcast_to(x0.to(dtype=y.dtype, device=y.device), shape).clone()
-    except RuntimeError as err:
-        raise InputError(
-            None, f"x0 of shape {tuple(x0.shape)} does not broadcast to {shape}"
-        ) from err
 
 
 def _flat_level(model: LinearPoissonModel, y: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 import torch
 
+from inversa.core._solve import check_iterations, relative_change
+from inversa.core._solve import expand as _expand
+from inversa.core._solve import item_sq_norm as _sq_norm
+from inversa.core._solve import start as _start
 from inversa.core.errors import InputError
 from inversa.core.operators import LinearOperator
 
@@ -55,35 +59,7 @@ def _check_inputs(operator: LinearOperator, y: torch.Tensor, n_iter: int, tol: f
             f"data of shape {tuple(y.shape)} does not end with the operator's range shape "
             f"{tuple(operator.range_shape)}",
         )
-    if n_iter < 1:
-        raise InputError(None, f"n_iter must be at least 1, got {n_iter}")
-    if not tol >= 0.0:
-        raise InputError(None, f"tol must be non-negative, got {tol}")
-
-
-def _start(operator: LinearOperator, y: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
-    batch = y.shape[: y.ndim - len(operator.range_shape)]
-    shape = (*batch, *operator.domain_shape)
-    if x0 is None:
-        return torch.zeros(shape, dtype=y.dtype, device=y.device)
-    if x0.shape != shape:
-        try:
-            return torch.broadcast_to(x0, shape).to(dtype=y.dtype, device=y.device).clone()
-        except RuntimeError as err:
-            raise InputError(
-                None, f"x0 of shape {tuple(x0.shape)} does not broadcast to {shape}"
-            ) from err
-    return x0.to(dtype=y.dtype, device=y.device).clone()
-
-
-def _sq_norm(x: torch.Tensor, ndim: int) -> torch.Tensor:
-    """Squared norm over the trailing ``ndim`` dims: ``(..., *s) -> (...)``."""
-    return x.square().sum(dim=tuple(range(x.ndim - ndim, x.ndim)))
-
-
-def _expand(v: torch.Tensor, ndim: int) -> torch.Tensor:
-    """Append ``ndim`` singleton dims so a per-item value broadcasts over an item."""
-    return v.reshape(*v.shape, *([1] * ndim))
+    check_iterations(n_iter, tol)
 
 
 def _safe_reciprocal(s: torch.Tensor) -> torch.Tensor:
@@ -91,13 +67,6 @@ def _safe_reciprocal(s: torch.Tensor) -> torch.Tensor:
     # get weight 0 instead of a huge or infinite one.
     floor = torch.finfo(s.dtype).eps * s.abs().max()
     return torch.where(s.abs() > floor, 1.0 / s, torch.zeros_like(s))
-
-
-def _relative_change(x_new: torch.Tensor, x_old: torch.Tensor, ndim: int) -> torch.Tensor:
-    diff = _sq_norm(x_new - x_old, ndim).sqrt()
-    norm = _sq_norm(x_new, ndim).sqrt()
-    # A zero iterate that did not move has changed by 0, not by 0/0.
-    return torch.where(norm > 0, diff / torch.where(norm > 0, norm, 1.0), diff)
 
 
 @contextlib.contextmanager
@@ -178,7 +147,7 @@ def sirt(
             x_new = x + col_w * operator.adjoint(row_w * residual)
             if nonneg:
                 x_new = x_new.clamp_min(0.0)
-            rel = _relative_change(x_new, x, nd)
+            rel = relative_change(x_new - x, x_new, nd)
             change = float(rel[active].max())
             x = torch.where(_expand(active, nd), x_new, x)
             active = active & ~(rel < tol)
@@ -266,7 +235,7 @@ def cgls(
             alpha = torch.where(active, gamma / torch.where(active, delta, 1.0), 0.0)
             x_new = x + _expand(alpha, nd) * p
             r = r - _expand(alpha, nr) * q
-            rel = _relative_change(x_new, x, nd)
+            rel = relative_change(x_new - x, x_new, nd)
             change = float(rel[active].max())
             x = x_new
             s = operator.adjoint(r) - damping * x
