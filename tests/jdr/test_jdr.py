@@ -204,3 +204,26 @@ def test_digl_gives_weighted_topk_graph(small):
 def test_search_uses_validation_only(small):
     cfg, val = search_jdr(small, trials=2, splits=1, train=TrainConfig(max_epochs=20, patience=10))
     assert isinstance(cfg, JDRConfig) and 0 <= val <= 100
+
+
+def test_low_rank_cap_keeps_strongest_directions():
+    rng = np.random.default_rng(1)
+    a = sp.random(60, 60, density=0.1, random_state=2)
+    a = (a + a.T).tocsr()
+    exact = LowRankGraph(a, tol=1e-12, rank_tol=1e-14)
+    capped = LowRankGraph(a, tol=1e-12, rank_tol=1e-14, max_rank=6)
+    lam = np.array([3.0, 2.0, 1.0])
+    for _ in range(4):
+        v_old = np.linalg.qr(rng.standard_normal((60, 3)))[0]
+        v_new = v_old + 0.2 * rng.standard_normal(v_old.shape)
+        exact.replace(v_old, v_new, lam)
+        capped.replace(v_old, v_new, lam)
+    assert exact.rank() > 6 and capped.rank() == 6
+    # Both receive the same updates, so they differ by the sum of the dropped parts:
+    # at most (steps x largest dropped eigenvalue) in spectral norm, which is reported.
+    full = np.concatenate([b for _, b in exact.row_blocks()])
+    approx = np.concatenate([b for _, b in capped.row_blocks()])
+    assert capped.truncation > 0
+    err = np.linalg.norm(full - approx, 2)
+    assert 0 < err <= 4 * 3.0 * capped.truncation + 1e-9
+    assert exact.truncation == 0.0

@@ -145,9 +145,9 @@ def run(*, quick: bool = False) -> BenchReport:
         StudyConfig(
             size=24,
             n_angles=18,
-            reg_grid=(0.0, 1.0, 100.0),
+            reg_grid=(1.0, 10.0, 100.0, 1000.0),
             n_validation=1,
-            n_realisations=2,
+            n_realisations=3,
             n_iter=100,
         )
         if quick

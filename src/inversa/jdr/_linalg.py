@@ -47,6 +47,7 @@ class DenseGraph:
     def __init__(self, a: np.ndarray) -> None:
         self.a = np.array(a, dtype=np.float64)
         self.n = self.a.shape[0]
+        self.truncation = 0.0  # exact: nothing is ever dropped
 
     def top_eig(self, k: int, *, by_abs: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Leading ``k`` eigenpairs, sorted by descending eigenvalue (or absolute value)."""
@@ -81,15 +82,26 @@ class LowRankGraph:
     tol
         Relative tolerance under which new directions and eigenvalues of the
         correction are dropped (the representation stays exact to about ``tol``).
+    rank_tol
+        Eigenvalues of the correction below ``rank_tol`` times the largest replaced
+        eigenvalue are dropped.
+    max_rank
+        At most this many eigenpairs of the correction are kept (the largest in absolute
+        value); ``truncation`` records the largest one dropped, relative to the largest
+        replaced eigenvalue, so the error in A is known in spectral norm.
     """
 
-    def __init__(self, base: sp.spmatrix, *, tol: float, rank_tol: float) -> None:
+    def __init__(
+        self, base: sp.spmatrix, *, tol: float, rank_tol: float, max_rank: int | None = None
+    ) -> None:
         self.base = sp.csr_matrix(base, dtype=np.float64)
         self.n = self.base.shape[0]
         self.q = np.zeros((self.n, 0))
         self.m = np.zeros((0, 0))
         self.tol = tol
         self.rank_tol = rank_tol
+        self.max_rank = max_rank
+        self.truncation = 0.0
         self._warm: np.ndarray | None = None
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
@@ -135,7 +147,14 @@ class LowRankGraph:
         d, e = np.linalg.eigh(m)
         # Successive eigenvector sets nearly coincide, so most of the accumulated
         # correction has tiny eigenvalues; dropping them bounds the rank.
-        big = np.abs(d) > self.rank_tol * max(1.0, float(np.abs(lam).max(initial=0.0)))
+        scale = max(1.0, float(np.abs(lam).max(initial=0.0)))
+        big = np.flatnonzero(np.abs(d) > self.rank_tol * scale)
+        if self.max_rank is not None and big.size > self.max_rank:
+            # Keep the strongest directions: the best rank-max_rank approximation of M.
+            order = big[np.argsort(-np.abs(d[big]), kind="stable")]
+            big = np.sort(order[: self.max_rank])
+            dropped = float(np.abs(d[order[self.max_rank]]))
+            self.truncation = max(self.truncation, dropped / scale)
         self.q = q @ e[:, big]
         self.m = np.diag(d[big])
 
