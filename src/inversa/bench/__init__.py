@@ -3,15 +3,25 @@
 Each reproduces its method's headline experiment at laptop scale, measures inversa beside
 the named peer in the same run and returns a :class:`BenchReport` with the JSON keys its
 issue names. A benchmark is a public module ``inversa.bench.NAME`` with a function
-``run(*, quick: bool) -> BenchReport``.
+``run(*, quick: bool) -> BenchReport`` and, if it draws figures,
+``figures(values: dict, out_dir: Path, *, force: bool) -> list[Path]``, which works from
+the JSON values alone so that a saved run can be redrawn without rerunning it.
 """
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 from inversa.bench._harness import BenchReport, PeakMemory, best_time
 
-__all__ = ["BenchReport", "PeakMemory", "available_benchmarks", "best_time", "run_benchmark"]
+__all__ = [
+    "BenchReport",
+    "PeakMemory",
+    "available_benchmarks",
+    "benchmark_figures",
+    "best_time",
+    "run_benchmark",
+]
 
 
 def available_benchmarks() -> list[str]:
@@ -19,11 +29,35 @@ def available_benchmarks() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
-def run_benchmark(name: str, *, quick: bool = False) -> BenchReport:
-    """Run the benchmark ``name`` (one of :func:`available_benchmarks`)."""
+def _module(name: str):
     from inversa.core.errors import InputError
 
     names = available_benchmarks()
     if name not in names:
         raise InputError(None, f"unknown benchmark {name!r}; available: {', '.join(names)}")
-    return importlib.import_module(f"inversa.bench.{name}").run(quick=quick)
+    return importlib.import_module(f"inversa.bench.{name}")
+
+
+def run_benchmark(name: str, *, quick: bool = False) -> BenchReport:
+    """Run the benchmark ``name`` (one of :func:`available_benchmarks`)."""
+    return _module(name).run(quick=quick)
+
+
+def benchmark_figures(name: str, values: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
+    """Draw the figures of benchmark ``name`` from its JSON ``values`` into ``out_dir``.
+
+    Raises
+    ------
+    InputError
+        When the benchmark draws no figures or ``values`` lack the keys it needs.
+    """
+    from inversa.core.errors import InputError
+
+    draw = getattr(_module(name), "figures", None)
+    if draw is None:
+        raise InputError(None, f"benchmark {name!r} draws no figures")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return draw(values, out_dir, force=force)
+    except KeyError as exc:
+        raise InputError(None, f"benchmark {name!r} results lack the key {exc}") from exc

@@ -14,6 +14,7 @@ Measures, in one run:
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,12 +28,13 @@ from inversa.poisson import (
     diagonal_mse,
     diagonal_mse_mc,
     estimate,
+    plot_mse_vs_dose,
     poisson_ml,
     run_study,
 )
 from inversa.tomography import Radon2D
 
-__all__ = ["run"]
+__all__ = ["figures", "run"]
 
 
 def _diagonal(report: BenchReport, *, quick: bool) -> None:
@@ -184,3 +186,18 @@ def run(*, quick: bool = False) -> BenchReport:
         )
     report.compare("seconds OG (CG) vs ASTRA CGLS", v["seconds_og"], v["astra_cgls_seconds"])
     return report
+
+
+def figures(values: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
+    """Draw ``poisson_mse_vs_dose.png`` (CT study, test images) from the JSON values."""
+    names = ("ml", "map", "hg", "og")
+    size, angles = values["study_size"], values["study_angles"]
+    path = plot_mse_vs_dose(
+        values["doses"],
+        {e: values[f"mse_{e}"] for e in names},
+        {e: values[f"mse_{e}_ci95"] for e in names},
+        title=f"{size}x{size}, {angles} angles (validation-tuned weights)",
+        path=out_dir / "poisson_mse_vs_dose.png",
+        force=force,
+    )
+    return [path]

@@ -15,12 +15,30 @@ def bench(
     name: str = typer.Argument(..., help="Benchmark name, e.g. tomography."),
     quick: bool = typer.Option(False, "--quick", help="Laptop sizes, under a minute."),
     json_path: Path = typer.Option(None, "--json", help="Write the results as flat JSON."),
+    figures: Path = typer.Option(
+        None, "--figures", help="Folder for the benchmark's PNG figures (if it draws any)."
+    ),
+    from_json: Path = typer.Option(
+        None, "--from-json", help="Redraw --figures from a saved --json file; do not rerun."
+    ),
     force: bool = Force,
 ) -> None:
     """Reproduce a method's headline experiment beside its peers and print the ratios."""
-    from inversa.bench import run_benchmark
-    from inversa.core.errors import OutputExistsError
+    import json
 
+    from inversa.bench import benchmark_figures, run_benchmark
+    from inversa.core.errors import InputError, OutputExistsError
+
+    if from_json is not None:
+        if figures is None:
+            raise InputError(from_json, "--from-json only redraws figures: give --figures DIR")
+        try:
+            values = json.loads(from_json.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(from_json, f"not a readable benchmark JSON file ({exc})") from exc
+        for path in benchmark_figures(name, values, figures, force=force):
+            typer.echo(f"wrote {path}")
+        return
     if json_path is not None and json_path.exists() and not force:
         raise OutputExistsError(json_path)
     report = run_benchmark(name, quick=quick)
@@ -28,3 +46,6 @@ def bench(
     if json_path is not None:
         report.write_json(json_path, force=force)
         typer.echo(f"wrote {json_path}")
+    if figures is not None:
+        for path in benchmark_figures(name, report.values, figures, force=force):
+            typer.echo(f"wrote {path}")

@@ -21,6 +21,7 @@ __all__ = [
     "StudyConfig",
     "StudyResult",
     "ct_small_image",
+    "plot_mse_vs_dose",
     "random_ellipses",
     "run_study",
     "write_figure",
@@ -278,6 +279,37 @@ def write_figure(result: StudyResult, path: str | Path, *, force: bool = False) 
     pathlib.Path
         ``path``.
     """
+    title = f"{result.config.size}x{result.config.size}, {result.config.n_angles} angles"
+    return plot_mse_vs_dose(
+        result.doses, result.mse, result.mse_ci, title=title, path=path, force=force
+    )
+
+
+def plot_mse_vs_dose(
+    doses: list[float],
+    mse: dict[str, list[float]],
+    mse_ci: dict[str, list[float]],
+    *,
+    title: str,
+    path: str | Path,
+    force: bool = False,
+) -> Path:
+    """Plot MSE versus dose per estimator on log-log axes with error bars (PNG).
+
+    Parameters
+    ----------
+    doses
+        Dose values, length D.
+    mse, mse_ci
+        Estimator name (``ml``, ``map``, ``hg``, ``og``) -> D values and 95% half-widths.
+    title, path, force
+        Figure title, output file, overwrite an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -286,19 +318,12 @@ def write_figure(result: StudyResult, path: str | Path, *, force: bool = False) 
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
     labels = {"ml": "Poisson ML", "map": "Poisson MAP", "hg": "HG", "og": "OG"}
     for e in ESTIMATORS:
-        ax.errorbar(
-            result.doses,
-            result.mse[e],
-            yerr=result.mse_ci[e],
-            marker="o",
-            capsize=3,
-            label=labels[e],
-        )
+        ax.errorbar(doses, mse[e], yerr=mse_ci[e], marker="o", capsize=3, label=labels[e])
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("dose s (counts per unit line integral)")
     ax.set_ylabel("MSE (test images, range [0, 1])")
-    ax.set_title(f"{result.config.size}x{result.config.size}, {result.config.n_angles} angles")
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
