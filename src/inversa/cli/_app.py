@@ -17,7 +17,16 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app` when imported.
-from inversa.cli import _alignment, _bench, _demo, _jdr, _poisson, _tomography  # noqa: E402, F401
+from inversa.cli import (  # noqa: E402, F401
+    _alignment,
+    _bench,
+    _demo,
+    _jdr,
+    _neurde,
+    _poisson,
+    _springblock,
+    _tomography,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

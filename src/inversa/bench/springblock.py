@@ -1,0 +1,106 @@
+"""``inversa bench springblock``: the noise x non-linearity phase diagram and its cost.
+
+In one run:
+
+- the phase diagram on scikit-learn's digits: MLPs (depth 8, width 100, batch norm,
+  LeakyReLU alpha, Adam 1e-3, full batch) over a grid of alpha x training noise x seeds,
+  trained as batched models; curvature and load spread of the log-separation curve, test
+  accuracy; the spring-block model fitted to the loads and its curvature on the same grid;
+  sign agreement; Spearman correlation of linearity (-|curvature|) with test accuracy;
+- the cost: seconds per network-epoch beside the arithmetic floor (the network's flop count
+  divided by the measured batched-matmul throughput of this machine), and the paper-sized
+  diagram (540 networks x 100 epochs) extrapolated from it in quick mode;
+- the anchor: the paper's public code takes about 85 minutes for the 540-network diagram
+  (about 6 s per network, 1.4 s of it the network) on a 2-core machine of this kind
+  (issue 7; not re-run here).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from inversa.bench._harness import BenchReport, best_time
+from inversa.springblock import load_dataset, phase_diagram
+
+__all__ = ["run"]
+
+PAPER_NETWORKS, PAPER_EPOCHS = 540, 100
+# Issue 7's anchor: the paper's public code, 540-network diagram on a 2-core machine.
+ANCHOR_PAPER_DIAGRAM_SECONDS = 85 * 60.0
+
+
+def _flops_per_network_epoch(n_train: int, dims: list[int]) -> float:
+    """Matrix-product flops of one full-batch epoch: forward 2, backward 4 per multiply-add."""
+    macs = sum(a * b for a, b in itertools.pairwise(dims))
+    return 6.0 * n_train * macs
+
+
+def _matmul_gflops(n_nets: int, n: int, width: int) -> float:
+    """Measured float32 batched-matmul throughput at the training's shapes (GFLOP/s)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n_nets, n, width, generator=g)
+    w = torch.randn(n_nets, width, width, generator=g)
+    t = best_time(lambda: torch.bmm(a, w), repeat=5)
+    return 2.0 * n_nets * n * width * width / t / 1e9
+
+
+def run(*, quick: bool = False) -> BenchReport:
+    """Run the spring-block benchmark and return its report.
+
+    Parameters
+    ----------
+    quick
+        A 3 x 3 grid, 2 seeds, 40 epochs (18 networks; under a minute on 2 idle cores);
+        otherwise the paper's noise diagram: 6 alphas x 9 noises x 10 seeds, 100 epochs.
+    """
+    report = BenchReport(name="springblock", quick=quick)
+    v = report.values
+    data = load_dataset("digits")
+    if quick:
+        grid = dict(alphas=(0.0, 0.5, 1.0), noises=(0.0, 0.3, 0.6), seeds=(0, 1), epochs=40)
+    else:
+        grid = dict(
+            alphas=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+            noises=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+            seeds=tuple(range(10)),
+            epochs=PAPER_EPOCHS,
+        )
+    chunk = 54
+    result = phase_diagram(data, chunk=chunk, **grid)
+    v.update(result.to_json())
+    v["epochs"] = grid["epochs"]
+    v["dataset"] = f"sklearn digits 8x8: {len(data.y_train)} train / {len(data.y_test)} test"
+
+    n_train = len(data.y_train)
+    dims = [data.x_train.shape[1]] + [100] * 7 + [data.classes]
+    flops = _flops_per_network_epoch(n_train, dims)
+    gflops = _matmul_gflops(min(chunk, len(result.trained.settings)), n_train, 100)
+    floor = flops / (gflops * 1e9)
+    per = result.trained.train_seconds / result.trained.network_epochs
+    full_net_epochs = PAPER_NETWORKS * PAPER_EPOCHS
+    v.update(
+        flops_per_network_epoch=flops,
+        matmul_gflops=round(gflops, 2),
+        floor_seconds_per_network_epoch=float(f"{floor:.4g}"),
+        ratio_to_floor=round(per / floor, 2),
+        paper_diagram_seconds_extrapolated=round(per * full_net_epochs, 1),
+        paper_diagram_floor_seconds=round(floor * full_net_epochs, 1),
+        anchor_paper_code_seconds=ANCHOR_PAPER_DIAGRAM_SECONDS,
+    )
+    report.compare("seconds per network-epoch (floor as peer)", per, floor)
+    report.compare(
+        "540 networks x 100 epochs" + (" (extrapolated)" if quick else " (training)"),
+        per * full_net_epochs if quick else result.trained.train_seconds,
+        ANCHOR_PAPER_DIAGRAM_SECONDS,
+    )
+    report.compare("whole run (train, measure, fit)", result.seconds, None)
+    report.compare(
+        "sign agreement model vs networks (peer: 0.8 target)",
+        result.sign_agreement,
+        0.8,
+        unit="",
+        higher_is_better=True,
+    )
+    return report
