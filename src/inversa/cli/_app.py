@@ -24,6 +24,7 @@ from inversa.cli import (  # noqa: E402, F401
     _jdr,
     _neurde,
     _poisson,
+    _seislm,
     _springblock,
     _tomography,
 )

@@ -1,0 +1,37 @@
+import obspy
+
+import inversa.cli._seislm  # noqa: F401  (registers the commands)
+from inversa.cli import main
+from inversa.seislm import read_seisbench, shipped_model_path
+
+
+def test_pick_with_shipped_model_skips_bad_files(tmp_path, capsys):
+    assert shipped_model_path().is_file()
+    good = tmp_path / "rjob.mseed"
+    obspy.read().write(str(good), format="MSEED")
+    bad = tmp_path / "bad.mseed"
+    bad.write_bytes(b"not a seismogram")
+    out = tmp_path / "picks.xml"
+    assert main(["seislm", "pick", str(bad), str(good), "--out", str(out)]) == 0
+    text = capsys.readouterr()
+    assert "skipped" in text.err and "bad.mseed" in text.err
+    picks = obspy.read_events(str(out))[0].picks
+    assert {p.phase_hint for p in picks} <= {"P", "S"} and len(picks) >= 1
+    assert main(["seislm", "pick", str(good), "--out", str(out)]) == 2  # exists, no --force
+    assert main(["seislm", "pick", str(bad)]) == 2  # nothing could be picked
+
+
+def test_synth_writes_a_seisbench_dataset(tmp_path):
+    folder = tmp_path / "ds"
+    assert main(["seislm", "synth", str(folder), "--n", "4", "--samples", "300"]) == 0
+    assert read_seisbench(folder).waveforms.shape == (4, 3, 300)
+    assert main(["seislm", "pretrain", "--out", str(tmp_path / "e.st"), "--config", "huge"]) == 2
+
+
+def test_bench_helpers():
+    from inversa.bench.seislm import pretrain_throughput, real_event_picks
+
+    assert pretrain_throughput("tiny", batch=1, samples=301, steps=1) > 0
+    real = real_event_picks()  # shipped model vs ObsPy's AR picker on BW.RJOB
+    assert 0 <= real["p_model_s"] < 30 and 0 <= real["s_model_s"] < 30
+    assert real["p_abs_diff_s"] == abs(real["p_model_s"] - real["p_ar_s"])
