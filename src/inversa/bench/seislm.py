@@ -21,6 +21,7 @@ always the shipped encoder: pretraining is not repeated inside the benchmark
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -170,7 +171,7 @@ def run(*, quick: bool = False) -> BenchReport:
     return report
 
 
-def figures(results: dict, out_dir: str) -> list[str]:
+def figures(results: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
     """Draw the label-fraction curves (from bench ``results``) and the picks on BW.RJOB.
 
     Parameters
@@ -179,14 +180,14 @@ def figures(results: dict, out_dir: str) -> list[str]:
         Values of a benchmark run (``report.values`` or the JSON it wrote).
     out_dir
         Folder for ``seislm_label_fraction.png`` and ``seislm_rjob_picks.png``.
+    force
+        Overwrite existing figures.
 
     Returns
     -------
-    list[str]
+    list[pathlib.Path]
         The written files.
     """
-    from pathlib import Path
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -215,10 +216,10 @@ def figures(results: dict, out_dir: str) -> list[str]:
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     path = out / "seislm_label_fraction.png"
-    with atomic_write(path, force=True) as tmp:
+    with atomic_write(path, force=force) as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    written.append(str(path))
+    written.append(path)
 
     st = obspy.read()
     (w,) = stream_to_waveforms(st)
@@ -245,8 +246,8 @@ def figures(results: dict, out_dir: str) -> list[str]:
     axes[0].set_title("BW.RJOB (ObsPy example event)")
     fig.tight_layout()
     path = out / "seislm_rjob_picks.png"
-    with atomic_write(path, force=True) as tmp:
+    with atomic_write(path, force=force) as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    written.append(str(path))
+    written.append(path)
     return written

@@ -174,22 +174,3 @@ def ship_cmd(
         progress=True,
     )  # fmt: skip
     typer.echo(f"wrote {out}: " + ", ".join(f"{k}={v:.4g}" for k, v in info.items()))
-
-
-@seislm_app.command("figures")
-def figures_cmd(
-    results: Path = typer.Argument(..., help="JSON of `inversa bench seislm --json`."),
-    out: Path = typer.Option(Path("docs/figures"), "--out", "-o", help="Output folder."),
-) -> None:
-    """Draw the label-fraction curves and the picks on ObsPy's example event."""
-    import json
-
-    from inversa.bench.seislm import figures
-    from inversa.core.errors import InputError
-
-    try:
-        values = json.loads(results.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(results, f"not a readable JSON file ({exc})") from exc
-    for path in figures(values, str(out)):
-        typer.echo(f"wrote {path}")
