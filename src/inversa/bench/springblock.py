@@ -18,13 +18,14 @@ In one run:
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import torch
 
 from inversa.bench._harness import BenchReport, best_time
-from inversa.springblock import load_dataset, phase_diagram
+from inversa.springblock import load_dataset, phase_diagram, plot_phase_diagram
 
-__all__ = ["run"]
+__all__ = ["figures", "run"]
 
 PAPER_NETWORKS, PAPER_EPOCHS = 540, 100
 # Issue 7's anchor: the paper's public code, 540-network diagram on a 2-core machine.
@@ -104,3 +105,8 @@ def run(*, quick: bool = False) -> BenchReport:
         higher_is_better=True,
     )
     return report
+
+
+def figures(values: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
+    """Draw ``springblock_phase_diagram.png`` (networks beside the model) from the JSON values."""
+    return [plot_phase_diagram(values, out_dir / "springblock_phase_diagram.png", force=force)]
