@@ -10,7 +10,6 @@ from inversa.core.training import (
     init_distributed,
     load_checkpoint,
     load_weights,
-    save_checkpoint,
     save_weights,
     train,
 )
@@ -126,7 +125,6 @@ def test_bad_files_are_input_errors(tmp_path):
         load_weights(bad)
     # pickled objects beyond tensors and plain values are refused by weights_only loading
     evil = tmp_path / "evil.pt"
-    save_checkpoint(evil, {"x": torch.zeros(1)})
     torch.save({"fn": _problem}, evil)
     with pytest.raises(InputError, match=r"evil\.pt"):
         load_checkpoint(evil)

@@ -238,10 +238,11 @@ def _restore(
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and "scheduler" in state:
             scheduler.load_state_dict(state["scheduler"])
-    except (KeyError, RuntimeError, ValueError) as exc:
+        torch.set_rng_state(state["rng"])
+        step = int(state["step"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise InputError(path, f"checkpoint does not match this model ({exc})") from exc
-    torch.set_rng_state(state["rng"])
-    return int(state["step"]), list(state.get("history", []))
+    return step, list(state.get("history", []))
 
 
 def _snapshot(
