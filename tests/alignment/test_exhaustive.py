@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -21,12 +23,14 @@ def reference():
 FAST = ExhaustiveConfig(coarse_step=30.0, refine_steps=(10.0, 3.3, 1.1), n_candidates=2)
 
 
-def test_recovers_a_rotation_and_shift_on_the_grid(reference):
+@pytest.mark.parametrize("multiresolution", [True, False])
+def test_recovers_a_rotation_and_shift_on_the_grid(reference, multiresolution):
     grid = rotations.so3_grid(FAST.coarse_step)
     truth = grid[[17, 211]]
     shifts = torch.tensor([[2.0, -1.0, 0.0], [-1.0, 0.0, 3.0]])
     particles = shift_volume(rotate_volume(reference, truth), shifts)
-    result = align_exhaustive(reference, particles, config=FAST)
+    config = dataclasses.replace(FAST, multiresolution=multiresolution)
+    result = align_exhaustive(reference, particles, config=config)
     err = rotations.geodesic_distance(result.rotations, truth)
     assert (err < 1.5).all(), err
     torch.testing.assert_close(result.shifts, shifts, atol=0.2, rtol=0)

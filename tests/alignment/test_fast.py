@@ -10,10 +10,11 @@ from inversa.alignment._fast import (
     _prepare_reference,
     _score_fn,
     _sigma,
+    _truncate,
     align_volumes,
 )
 from inversa.alignment._harmonics import fourier_shell_samples, sh_analysis
-from inversa.alignment._so3 import newton_maximise
+from inversa.alignment._so3 import correlation_kernels, newton_maximise
 from inversa.alignment._volumes import shift_volume, wedge_mask
 from inversa.alignment._wigner import euler_zyz_to_matrix
 from inversa.core import phantoms
@@ -66,9 +67,8 @@ def test_true_pose_scores_highest(structure):
             fourier_shell_samples(par * ref.mask, ref.grid).to(torch.complex128) * ref.wedge_dir
         )
         coef = sh_analysis(samples, ref.grid, 12)
-        score = _score_fn(
-            _sigma(coef, ref.coef, ref.grid.shell_weights), ref.sigma_n, coef, ref, False, 12
-        )
+        kernels = correlation_kernels(_sigma(coef, ref.coef, ref.grid.shell_weights))
+        score = _score_fn(kernels, ref.kernels_n, coef, ref, False, 12)
         others = random_rotations(20, generator=g, dtype=torch.float64)
         values = score(torch.cat([rot, others])[None])[0][0]
         assert values[0] > values[1:].max() + 0.05
@@ -126,7 +126,8 @@ def test_newton_converges_from_gimbal_lock(structure):
     ref = _prepare_reference(structure(), cfg)
     samples = fourier_shell_samples(par * ref.mask, ref.grid).to(torch.complex128)
     coef = sh_analysis(samples, ref.grid, 12)
-    score = _score_fn(_sigma(coef, ref.coef, ref.grid.shell_weights), None, coef, ref, False, 12)
+    kernels = correlation_kernels(_sigma(coef, ref.coef, ref.grid.shell_weights))
+    score = _score_fn(kernels, None, coef, ref, False, 12)
     rot, _ = newton_maximise(score, start[None, None], steps=12, max_step=math.pi / 12)
     assert geodesic_distance(rot[0, 0], truth) < 0.5
 
@@ -141,3 +142,21 @@ def test_bad_input_raises(structure):
         align_volumes(ref, bad, config=CONFIG)
     with pytest.raises(InputError):
         AlignmentConfig(band_limits=(16, 8))
+
+
+def test_kernels_of_a_lower_band_are_the_full_kernels_truncated():
+    # _march builds the kernels once at the top band and truncates them per level.
+    l_max = 10
+    m = torch.arange(-l_max, l_max + 1)
+    valid = m.abs()[None, :] <= torch.arange(l_max + 1)[:, None]  # |m| <= l
+    g = torch.Generator().manual_seed(0)
+    shape = (2, l_max + 1, 2 * l_max + 1, 2 * l_max + 1)
+    sigma = torch.complex(
+        torch.randn(shape, generator=g, dtype=torch.float64),
+        torch.randn(shape, generator=g, dtype=torch.float64),
+    )
+    sigma = sigma * (valid[:, :, None] & valid[:, None, :])
+    full = correlation_kernels(sigma)
+    for band in (3, 7):
+        direct = correlation_kernels(_truncate(sigma, band))
+        torch.testing.assert_close(_truncate(full, band), direct, rtol=0, atol=1e-12)

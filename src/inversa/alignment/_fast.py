@@ -20,9 +20,10 @@ The search (per particle, batched):
    band ``l0`` on ``(2 l0 grid_factor)^3`` Euler points gives ``n_candidates`` local
    maxima, refined by Newton over the band-limit schedule (candidates halved per level).
    The three best get an FFT translation search; the best correlation wins.
-2. ``n_alternations`` rounds of (Newton on the complex score over the schedule, starting
-   from the current pose, with the current shift undone by a phase ramp; then
-   :func:`~inversa.alignment.find_shift` on the rotated reference).
+2. Up to ``n_alternations`` rounds of (Newton on the complex score over the schedule,
+   starting from the current pose, with the current shift undone by a phase ramp; then
+   :func:`~inversa.alignment.find_shift` on the rotated reference), stopping once the
+   shifts no longer change (the score is then unchanged and Newton already at its optimum).
 3. Local mode (``prior_rotations``): skip step 1, start from the prior, and refuse any
    Newton step that ends farther than ``max_angle_deg`` from it.
 """
@@ -51,10 +52,19 @@ from inversa.alignment._so3 import (
     ratio_derivatives,
     so3_fft_grid,
 )
-from inversa.alignment._volumes import find_shift, rotate_volume, spherical_mask, wedge_mask
+from inversa.alignment._volumes import (
+    rotate_volume,
+    shift_from_spectra,
+    spherical_mask,
+    wedge_mask,
+)
 from inversa.core.errors import InputError
+from inversa.core.rotations import geodesic_distance
 
 __all__ = ["AlignmentConfig", "align_volumes"]
+
+# Newton candidates closer than this (degrees) have converged onto the same maximum.
+_SAME_POSE_DEG = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +84,8 @@ class AlignmentConfig:
     newton_steps
         Newton steps per band limit.
     n_alternations
-        Rounds of (rotation refinement, translation search).
+        Largest number of rounds of (rotation refinement, translation search); the
+        rounds stop early once no shift of the batch changes.
     max_shift
         Largest translation searched, voxels.
     upsample
@@ -155,6 +166,8 @@ class _Reference:
     amp_coef: torch.Tensor  # (S, L+1, M): |F| minus its shell mean
     sigma_n: torch.Tensor | None  # (L+1, M, M) for N(R) with the complex function
     sigma_n_amp: torch.Tensor | None
+    kernels_n: torch.Tensor | None  # (10, L+1, M, M) correlation_kernels(sigma_n)
+    kernels_n_amp: torch.Tensor | None
     wedge_dir: torch.Tensor  # (T, P) wedge indicator on the quadrature directions
     wedge_fft: torch.Tensor | None  # (n, n, n) fftn-layout wedge for find_shift
 
@@ -221,19 +234,25 @@ def _prepare_reference(reference: torch.Tensor, config: AlignmentConfig) -> _Ref
                 sigma_n = s
             else:
                 sigma_n_amp = s
-    return _Reference(vol, grid, mask, coef, amp_coef, sigma_n, sigma_n_amp, wedge_dir, wedge_fft)
+    # Kernels of degrees <= band are those of the full band truncated (they are built
+    # degree by degree), so the reference's are built once for every band and batch.
+    kn = None if sigma_n is None else correlation_kernels(sigma_n)
+    kn_amp = None if sigma_n_amp is None else correlation_kernels(sigma_n_amp)
+    return _Reference(
+        vol, grid, mask, coef, amp_coef, sigma_n, sigma_n_amp, kn, kn_amp, wedge_dir, wedge_fft
+    )
 
 
-def _score_fn(sigma_c, sigma_n, coef_p, ref: _Reference, amp: bool, band: int):
+def _score_fn(kernels_c, kernels_n, coef_p, ref: _Reference, amp: bool, band: int):
     """Closure: rotations ``(B, c, 3, 3)`` -> value, gradient, Hessian of the score."""
     w = ref.grid.shell_weights
-    kc = correlation_kernels(_truncate(sigma_c, band))
+    kc = _truncate(kernels_c, band)
     energy = _energy(coef_p, w, band)  # (B,)
     kn = None
-    if sigma_n is None:  # no wedge: N is the constant reference energy
+    if kernels_n is None:  # no wedge: N is the constant reference energy
         energy = energy * _energy(ref.amp_coef if amp else ref.coef, w, band)
     else:
-        kn = correlation_kernels(_truncate(sigma_n, band))[None].expand_as(kc)
+        kn = _truncate(kernels_n, band)[None].expand_as(kc)
 
     def score(rot):
         c = evaluate_kernels(kc, rot)
@@ -243,11 +262,12 @@ def _score_fn(sigma_c, sigma_n, coef_p, ref: _Reference, amp: bool, band: int):
     return score
 
 
-def _march(sigma_c, sigma_n, coef_p, ref, amp, rot, config, *, prune, prior=None):
+def _march(sigma_c, kernels_n, coef_p, ref, amp, rot, config, *, prune, prior=None):
     """Newton over the band-limit schedule; returns ``(B, c, 3, 3)`` and values."""
     values = None
+    kernels_c = correlation_kernels(sigma_c)  # every band truncates these
     for level, band in enumerate(config.band_limits):
-        score = _score_fn(sigma_c, sigma_n, coef_p, ref, amp, band)
+        score = _score_fn(kernels_c, kernels_n, coef_p, ref, amp, band)
         rot, values = newton_maximise(
             score,
             rot,
@@ -264,16 +284,35 @@ def _march(sigma_c, sigma_n, coef_p, ref, amp, rot, config, *, prune, prior=None
     return rot, values
 
 
-def _shift_search(ref: _Reference, particles, rot, config):
-    """FFT translation search of the reference rotated by ``rot`` ``(B, 3, 3)``."""
-    rotated = rotate_volume(ref.volume, rot.to(ref.volume.dtype)) * ref.mask
-    return find_shift(
-        rotated,
-        particles,
-        max_shift=config.max_shift,
-        upsample=config.upsample,
-        weight=ref.wedge_fft,
-    )
+class _ShiftSearch:
+    """FFT translation searches of one particle batch; its spectra are computed once."""
+
+    def __init__(self, ref: _Reference, particles: torch.Tensor, config: AlignmentConfig):
+        self.ref, self.config = ref, config
+        one = torch.ones((), device=particles.device, dtype=particles.dtype)
+        self.weight = one if ref.wedge_fft is None else ref.wedge_fft
+        self.spectra = torch.fft.fftn(particles, dim=(-3, -2, -1))
+        self.energy = (self.weight * self.spectra.abs() ** 2).sum(dim=(-3, -2, -1))
+
+    def __call__(
+        self, rot: torch.Tensor, which: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shifts ``(B', 3)`` and scores ``(B',)`` of the reference rotated by ``(B', 3, 3)``.
+
+        ``which`` (indices into the batch) selects the particles searched; default all.
+        """
+        ref = self.ref
+        rotated = rotate_volume(ref.volume, rot.to(ref.volume.dtype)) * ref.mask
+        spectra = self.spectra if which is None else self.spectra[which]
+        energy = self.energy if which is None else self.energy[which]
+        return shift_from_spectra(
+            torch.fft.fftn(rotated, dim=(-3, -2, -1)),
+            spectra,
+            energy,
+            weight=self.weight,
+            max_shift=self.config.max_shift,
+            upsample=self.config.upsample,
+        )
 
 
 def _align_batch(ref: _Reference, particles, prior, config):
@@ -281,6 +320,7 @@ def _align_batch(ref: _Reference, particles, prior, config):
     l_max = max(config.band_limits)
     w = grid.shell_weights
     masked = particles * ref.mask
+    shift_search = _ShiftSearch(ref, masked, config)
     samples = fourier_shell_samples(masked, grid, pad=config.pad).to(torch.complex128)
     samples = samples * ref.wedge_dir  # the particle's measured spectrum W P
     b = samples.shape[0]
@@ -299,7 +339,7 @@ def _align_batch(ref: _Reference, particles, prior, config):
         values = values / norm.clamp_min(1e-30).sqrt()
         rot, _ = grid_candidates(values, config.n_candidates)
         rot, scores = _march(
-            sigma_amp, ref.sigma_n_amp, coef_amp, ref, True, rot, config, prune=True
+            sigma_amp, ref.kernels_n_amp, coef_amp, ref, True, rot, config, prune=True
         )
         # The best few amplitude poses each get a translation search; the best wins.
         top = min(3, rot.shape[1])
@@ -307,15 +347,23 @@ def _align_batch(ref: _Reference, particles, prior, config):
         best = torch.full((b,), -math.inf, dtype=torch.float64, device=particles.device)
         chosen = rot[:, 0].clone()
         for i in range(top):
-            s, cc = _shift_search(ref, masked, rot[:, i], config)
-            better = cc.to(torch.float64) > best
-            best = torch.where(better, cc.to(torch.float64), best)
-            shifts = torch.where(better[:, None], s, shifts)
-            chosen = torch.where(better[:, None, None], rot[:, i], chosen)
+            # Candidates that converged onto a better one's pose need no search of their own.
+            near = torch.zeros(b, dtype=torch.bool, device=rot.device)
+            for j in range(i):
+                near |= geodesic_distance(rot[:, i], rot[:, j]) < _SAME_POSE_DEG
+            which = torch.nonzero(~near).flatten()
+            if which.numel() == 0:
+                continue
+            s, cc = shift_search(rot[which, i], which)
+            cc = cc.to(torch.float64)
+            better = cc > best[which]
+            best[which] = torch.where(better, cc, best[which])
+            shifts[which] = torch.where(better[:, None], s, shifts[which])
+            chosen[which] = torch.where(better[:, None, None], rot[which, i], chosen[which])
         rot = chosen
     else:
         rot = prior.to(torch.float64)
-        shifts, _ = _shift_search(ref, masked, rot, config)
+        shifts, _ = shift_search(rot)
     k = grid.points().to(torch.float64)  # (S, T, P, 3)
     for _ in range(config.n_alternations):
         # Undo the particle's shift: P(k) exp(+2 pi i k . t).
@@ -325,10 +373,15 @@ def _align_batch(ref: _Reference, particles, prior, config):
         coef = sh_analysis(samples * phase, grid, l_max)
         sigma_c = _sigma(coef, ref.coef, w)
         rot, _ = _march(
-            sigma_c, ref.sigma_n, coef, ref, False, rot[:, None], config, prune=False, prior=prior
+            sigma_c, ref.kernels_n, coef, ref, False, rot[:, None], config, prune=False, prior=prior
         )
         rot = rot[:, 0]
-        shifts, scores = _shift_search(ref, masked, rot, config)
+        previous = shifts
+        shifts, scores = shift_search(rot)
+        # An unchanged shift leaves the score unchanged, and Newton has already
+        # converged on it: another round would only restart from its own optimum.
+        if torch.equal(shifts, previous):
+            break
     return rot, shifts, scores
 
 

@@ -280,19 +280,35 @@ def fourier_shell_samples(volumes: torch.Tensor, grid: ShellGrid, *, pad: int = 
     x = torch.arange(n, device=dev, dtype=dt) - n // 2
     corr = torch.sinc(x / big) ** 2
     window = corr[:, None, None] * corr[None, :, None] * corr[None, None, :]
+    # The centre voxel goes to index 0 of the padded box (what ifftshift of a centred
+    # box would do, without the copy); for an even box, (-1)^index along z and y on the
+    # input centres those axes of the spectrum (what fftshift would do, again without the
+    # copy). x keeps the half spectrum of rfftn: F(-k) = conj(F(k)) for a real volume.
+    pos = (torch.arange(n, device=dev) - n // 2) % big
+    src = vol / window
+    if big % 2 == 0:
+        sign = (1 - 2 * (pos % 2)).to(dt)
+        src = src * (sign[:, None, None] * sign[None, :, None])
     padded = vol.new_zeros(vol.shape[0], big, big, big)
-    o = big // 2 - n // 2
-    padded[:, o : o + n, o : o + n, o : o + n] = vol / window
-    dims = (-3, -2, -1)
-    spec = torch.fft.fftshift(
-        torch.fft.fftn(torch.fft.ifftshift(padded, dim=dims), dim=dims), dim=dims
-    )
+    padded[:, pos[:, None, None], pos[None, :, None], pos[None, None, :]] = src
+    spec = torch.fft.rfftn(padded, dim=(-3, -2, -1))  # (B, big, big, big // 2 + 1)
+    if big % 2:
+        spec = torch.fft.fftshift(spec, dim=(-3, -2))
     pts = grid.points().to(dt)  # (S, T, P, 3) cycles/voxel, (x, y, z)
-    idx = big // 2 + pts * big
-    coords = 2.0 * idx / (big - 1) - 1.0
-    chans = torch.stack([spec.real, spec.imag], dim=1)  # (B, 2, big, big, big)
+    flip = pts[..., 0] < 0
+    pts = torch.where(flip[..., None], -pts, pts)  # sampled at -k, conjugated below
+    half = big // 2 + 1
+    ix = pts[..., 0] * big
+    iy = big // 2 + pts[..., 1] * big
+    iz = big // 2 + pts[..., 2] * big
+    coords = torch.stack(
+        [2.0 * ix / (half - 1) - 1.0, 2.0 * iy / (big - 1) - 1.0, 2.0 * iz / (big - 1) - 1.0],
+        dim=-1,
+    )
+    chans = torch.stack([spec.real, spec.imag], dim=1)  # (B, 2, big, big, half)
     g = coords.reshape(1, 1, 1, -1, 3).expand(vol.shape[0], -1, -1, -1, -1)
     out = F.grid_sample(chans, g, mode="bilinear", padding_mode="zeros", align_corners=True)
     out = out[:, :, 0, 0]  # (B, 2, points)
-    samples = torch.complex(out[:, 0], out[:, 1]).reshape(*batch, *pts.shape[:-1])
+    imag = torch.where(flip.reshape(-1), -out[:, 1], out[:, 1])
+    samples = torch.complex(out[:, 0], imag).reshape(*batch, *pts.shape[:-1])
     return samples

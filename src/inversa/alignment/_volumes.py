@@ -22,6 +22,7 @@ __all__ = [
     "find_shift",
     "fourier_frequencies",
     "rotate_volume",
+    "shift_from_spectra",
     "shift_volume",
     "spherical_mask",
     "wedge_mask",
@@ -180,12 +181,16 @@ def wedge_mask(
     return measured.to(dtype)
 
 
-def _upsampled_peak(spectrum: torch.Tensor, peak: torch.Tensor, upsample: int) -> torch.Tensor:
+def _upsampled_peak(
+    spectrum: torch.Tensor, peak: torch.Tensor, upsample: int, radius: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Refine integer peaks to ``1 / upsample`` voxel with a local upsampled DFT.
 
     The cross-correlation ``c(s) = sum_k X(k) exp(2 pi i k . s)`` is evaluated on a
     ``(m, m, m)`` grid of spacing ``1 / upsample`` within 1.5 voxels of the integer peak,
-    separably (three small matrix products), after Guizar-Sicairos et al. (2008).
+    separably (three small matrix products), after Guizar-Sicairos et al. (2008); points
+    farther than ``radius`` from the origin are not candidates. Returns the refined
+    peaks ``(N, 3)`` and ``c`` there ``(N,)``.
     """
     n_batch = spectrum.shape[0]
     shape = spectrum.shape[1:]
@@ -195,22 +200,27 @@ def _upsampled_peak(spectrum: torch.Tensor, peak: torch.Tensor, upsample: int) -
     offs = torch.arange(-half, half + 1, device=dev, dtype=rdt) / upsample  # (m,)
     m = offs.numel()
     out = torch.empty(n_batch, 3, device=dev, dtype=rdt)
+    value = torch.empty(n_batch, device=dev, dtype=rdt)
     for b in range(n_batch):
         x = spectrum[b]  # (D, H, W) over (kz, ky, kx)
-        kernels = []
+        kernels, pos = [], []
         for component, n in enumerate(shape[::-1]):  # x (W), y (H), z (D)
             k = torch.fft.fftfreq(n, device=dev, dtype=rdt)
-            pos = peak[b, component] + offs  # (m,)
-            kernels.append(torch.exp(2j * math.pi * pos[:, None] * k[None, :]).to(cdt))
+            pos.append(peak[b, component] + offs)  # (m,)
+            kernels.append(torch.exp(2j * math.pi * pos[-1][:, None] * k[None, :]).to(cdt))
         ex, ey, ez = kernels  # (m, W), (m, H), (m, D)
         c = torch.einsum("zyx,ax->zya", x, ex)
         c = torch.einsum("zya,by->zba", c, ey)
         c = torch.einsum("zba,cz->cba", c, ez).real  # (m_z, m_y, m_x)
+        px, py, pz = pos
+        outside = pz[:, None, None] ** 2 + py[None, :, None] ** 2 + px[None, None, :] ** 2
+        c = torch.where(outside <= radius**2 + 1e-9, c, torch.finfo(rdt).min)
         flat = int(torch.argmax(c))
         iz, rem = divmod(flat, m * m)
         iy, ix = divmod(rem, m)
-        out[b] = peak[b] + torch.stack([offs[ix], offs[iy], offs[iz]])
-    return out
+        out[b] = torch.stack([px[ix], py[iy], pz[iz]])
+        value[b] = c[iz, iy, ix]
+    return out, value
 
 
 def find_shift(
@@ -252,33 +262,64 @@ def find_shift(
     single = reference.ndim == 3 and particles.ndim == 3
     ref = reference if reference.ndim == 4 else reference[None]
     par = particles if particles.ndim == 4 else particles[None]
-    n = max(ref.shape[0], par.shape[0])
-    shape = par.shape[-3:]
     dims = (-3, -2, -1)
-    fr = torch.fft.fftn(ref, dim=dims)
-    fp = torch.fft.fftn(par, dim=dims)
     w = torch.ones((), device=par.device, dtype=par.dtype) if weight is None else weight
+    fp = torch.fft.fftn(par, dim=dims)
+    energy_p = (w * fp.abs() ** 2).sum(dim=dims)
+    fr = torch.fft.fftn(ref, dim=dims)
+    peak, scores = shift_from_spectra(
+        fr, fp, energy_p, weight=w, max_shift=max_shift, upsample=upsample
+    )
+    return (peak[0], scores[0]) if single else (peak, scores)
+
+
+def shift_from_spectra(
+    reference_ft: torch.Tensor,
+    particles_ft: torch.Tensor,
+    particles_energy: torch.Tensor,
+    *,
+    weight: torch.Tensor,
+    max_shift: float | None,
+    upsample: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`find_shift` on Fourier transforms the caller computed (and may reuse).
+
+    Parameters
+    ----------
+    reference_ft, particles_ft
+        ``(N or 1, D, H, W)`` complex ``fftn`` of the references and particles.
+    particles_energy
+        ``(N or 1,)`` ``sum_k W |P(k)|^2``.
+    weight
+        Real Fourier weights broadcasting against ``(N, D, H, W)`` (``fftn`` layout).
+    max_shift, upsample
+        As in :func:`find_shift`.
+
+    Returns
+    -------
+    shifts, scores : torch.Tensor
+        ``(N, 3)`` (x, y, z) voxels and ``(N,)``.
+    """
+    fr, fp, w = reference_ft, particles_ft, weight
+    n = max(fr.shape[0], fp.shape[0])
+    shape = fp.shape[-3:]
+    dims = (-3, -2, -1)
+    rdt = fp.real.dtype
     spectrum = (w * fr.conj() * fp).expand(n, *shape)
     cc = torch.fft.ifftn(spectrum, dim=dims).real  # c(s) at integer s (wrapped)
     # Integer shifts of the wrapped correlation, per axis in fft order (0, 1, ..., -1).
     zz, yy, xx = torch.meshgrid(
-        *(torch.fft.fftfreq(s, d=1.0 / s, device=par.device, dtype=par.dtype) for s in shape),
+        *(torch.fft.fftfreq(s, d=1.0 / s, device=fp.device, dtype=rdt) for s in shape),
         indexing="ij",
     )
     radius = min(shape) / 2 if max_shift is None else max_shift
     allowed = (xx**2 + yy**2 + zz**2) <= radius**2 + 1e-9
-    masked = torch.where(allowed, cc, torch.finfo(cc.dtype).min)
-    flat = torch.argmax(masked.reshape(n, -1), dim=1)
+    masked = torch.where(allowed, cc, torch.finfo(cc.dtype).min).reshape(n, -1)
+    numer, flat = torch.max(masked, dim=1)
+    numer = numer * math.prod(shape)  # ifftn divides by the size; the score is the plain sum
     peak = torch.stack([xx.reshape(-1)[flat], yy.reshape(-1)[flat], zz.reshape(-1)[flat]], dim=1)
     if upsample > 1:
-        peak = _upsampled_peak(spectrum, peak, upsample)
-        if max_shift is not None:  # refinement may step just past the radius
-            norm = torch.linalg.vector_norm(peak, dim=1, keepdim=True)
-            peak = torch.where(norm > max_shift, peak * (max_shift / norm), peak)
-    k = fourier_frequencies(shape, device=par.device, dtype=par.dtype)
-    phase = torch.exp(2j * math.pi * (k[None] * peak[:, None, None, None, :]).sum(-1))
-    numer = (spectrum * phase).sum(dim=dims).real
-    energy_r = (w * fr.abs() ** 2).expand(n, *shape).sum(dim=dims)
-    energy_p = (w * fp.abs() ** 2).expand(n, *shape).sum(dim=dims)
-    scores = numer / torch.sqrt(energy_r * energy_p).clamp_min(torch.finfo(par.dtype).tiny)
-    return (peak[0], scores[0]) if single else (peak, scores)
+        peak, numer = _upsampled_peak(spectrum, peak, upsample, radius)
+    energy_r = (w * fr.abs() ** 2).sum(dim=dims).expand(n)
+    denom = torch.sqrt(energy_r * particles_energy.expand(n)).clamp_min(torch.finfo(rdt).tiny)
+    return peak, numer / denom
