@@ -171,6 +171,17 @@ def test_builtin_structure(model):
     assert model.name == "1ake_chainA"
 
 
+def test_shipped_ribosome_and_unknown_name():
+    path = builtin_structure_path("ribosome")
+    assert path.is_file() and path.stat().st_size < 3_000_000
+    rib = read_atomic_model(path)
+    assert rib.n_atoms == 164965  # the count PROVENANCE.md states
+    assert set(rib.atomic_numbers.unique().tolist()) >= {6, 7, 8, 15, 16}  # RNA brings P
+    assert 140.0 < rib.radius() < 180.0
+    with pytest.raises(InputError, match="no shipped structure"):
+        builtin_structure_path("apoferritin")
+
+
 def test_read_mmcif_round_trip(model, tmp_path):
     structure = gemmi.read_structure(str(builtin_structure_path()))
     structure.setup_entities()

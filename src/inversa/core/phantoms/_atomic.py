@@ -76,18 +76,32 @@ class AtomicModel:
         return float((self.coords - c).norm(dim=-1).max())
 
 
-def builtin_structure_path() -> Path:
-    """Path of the shipped structure: chain A of PDB 1AKE (adenylate kinase, 214 residues).
+_BUILTIN = {"1ake": "1ake_chainA.pdb.gz", "ribosome": "ribosome_6zu5.cif.gz"}
 
-    :func:`read_atomic_model` reads 1656 atoms from it (Arg 167 carries two unlabelled
-    conformations of five side-chain atoms; the first is kept).
+
+def builtin_structure_path(name: str = "1ake") -> Path:
+    """Path of a shipped structure.
+
+    ``"1ake"``: chain A of PDB 1AKE (adenylate kinase, 214 residues, 24 kDa, about 45 Å
+    across); :func:`read_atomic_model` reads 1656 atoms from it (Arg 167 carries two
+    unlabelled conformations of five side-chain atoms; the first is kept).
+    ``"ribosome"``: PDB 6ZU5, the *Paranosema locustae* 80S ribosome (164,965 atoms, about
+    300 Å across), the classic subtomogram-averaging target, large enough for its
+    orientation to be found in a bin-4 tomogram.
+
+    Parameters
+    ----------
+    name
+        ``"1ake"`` or ``"ribosome"``.
 
     Returns
     -------
     pathlib.Path
-        The gzipped PDB file; see ``data/PROVENANCE.md`` beside it for its origin.
+        The gzipped PDB/mmCIF file; see ``data/PROVENANCE.md`` beside it for its origin.
     """
-    return Path(str(resources.files("inversa.core.phantoms") / "data" / "1ake_chainA.pdb.gz"))
+    if name not in _BUILTIN:
+        raise InputError(None, f"no shipped structure {name!r}; choose from {sorted(_BUILTIN)}")
+    return Path(str(resources.files("inversa.core.phantoms") / "data" / _BUILTIN[name]))
 
 
 def read_atomic_model(
