@@ -1,4 +1,5 @@
 import obspy
+import pytest
 
 import inversa.cli._seislm  # noqa: F401  (registers the commands)
 from inversa.cli import main
@@ -35,3 +36,15 @@ def test_bench_helpers():
     real = real_event_picks()  # shipped model vs ObsPy's AR picker on BW.RJOB
     assert 0 <= real["p_model_s"] < 30 and 0 <= real["s_model_s"] < 30
     assert real["p_abs_diff_s"] == abs(real["p_model_s"] - real["p_ar_s"])
+
+
+def test_pretrain_floor_counts_flops_linear_in_batch():
+    from inversa.bench.seislm import pretrain_floor
+
+    one = pretrain_floor("tiny", batch=1, samples=301)
+    two = pretrain_floor("tiny", batch=2, samples=301)
+    assert one["flops_per_step"] > 0 and one["matmul_gflops"] > 0
+    # The masking is random per sample, so the count is linear in the batch to a few %.
+    assert 1.8 < two["flops_per_step"] / one["flops_per_step"] < 2.2
+    expected = 1 / (one["flops_per_step"] / (one["matmul_gflops"] * 1e9))
+    assert one["floor_samples_per_s"] == pytest.approx(expected)

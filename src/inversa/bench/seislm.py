@@ -9,7 +9,8 @@ In one run:
   within 0.1 s);
 - the shipped picker on ObsPy's real example event (BW.RJOB) against ObsPy's AR picker;
 - pretraining throughput (samples/s, fwd + bwd + AdamW step) of the base config (batch 8,
-  3001-sample windows, the public code's anchor setting) and of the tiny config.
+  3001-sample windows, the public code's anchor setting) and of the tiny config, and the
+  base config's arithmetic floor (FLOPs of a step over the measured fp32 matmul rate).
 
 The full run fine-tunes each model for 300 steps (batch 8, 10 s windows) on 5-100 % of
 2000 training windows and scores 300 held-out windows; ``--quick`` (under a minute on 2
@@ -44,19 +45,58 @@ from inversa.seislm import (
     train_phasenet,
 )
 
-__all__ = ["figures", "pretrain_throughput", "real_event_picks", "run"]
+__all__ = ["figures", "pretrain_floor", "pretrain_throughput", "real_event_picks", "run"]
+
+
+def _pretrain_setup(config_name: str, batch: int, samples: int):
+    torch.manual_seed(0)
+    model = SeisLM(CONFIGS[config_name]).train()
+    x = normalize(
+        synthetic_events(batch, config=SyntheticConfig(samples=samples), seed=0).waveforms
+    )
+    return model, x
+
+
+def pretrain_floor(config_name: str, *, batch: int = 8, samples: int = 3001) -> dict[str, float]:
+    """Arithmetic floor of a pretraining step: its FLOPs over the measured matmul rate.
+
+    FLOPs of one forward + backward pass (matrix products, convolutions, attention) by
+    :class:`torch.utils.flop_counter.FlopCounterMode`; the rate is the best of three fp32
+    products at the shape of the feed-forward layers, on all the threads torch uses.
+    Returns ``flops_per_step``, ``matmul_gflops`` and ``floor_samples_per_s``.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, x = _pretrain_setup(config_name, batch, samples)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss, _ = pretraining_loss(model, x, step=0, generator=torch.Generator().manual_seed(0))
+        loss.backward()
+    flops = float(counter.get_total_flops())
+    cfg = CONFIGS[config_name]
+    frames = cfg.frames(samples)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(batch * frames, cfg.hidden, generator=g)
+    w = torch.randn(cfg.hidden, cfg.ffn, generator=g)
+    best = float("inf")
+    for _ in range(4):  # the first warms up
+        t0 = time.perf_counter()
+        a @ w
+        best = min(best, time.perf_counter() - t0)
+    gflops = 2 * a.shape[0] * cfg.hidden * cfg.ffn / best / 1e9
+    return {
+        "flops_per_step": flops,
+        "matmul_gflops": gflops,
+        "floor_samples_per_s": batch / (flops / (gflops * 1e9)),
+    }
 
 
 def pretrain_throughput(
     config_name: str, *, batch: int = 8, samples: int = 3001, steps: int = 2
 ) -> float:
     """Pretraining samples per second (forward, backward and AdamW step), best of ``steps``."""
-    torch.manual_seed(0)
-    model = SeisLM(CONFIGS[config_name]).train()
+    model, x = _pretrain_setup(config_name, batch, samples)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = normalize(
-        synthetic_events(batch, config=SyntheticConfig(samples=samples), seed=0).waveforms
-    )
     best = float("inf")
     for i in range(steps + 1):  # the first step warms up allocators and kernels
         g = torch.Generator().manual_seed(i)
@@ -164,6 +204,15 @@ def run(*, quick: bool = False) -> BenchReport:
                    0.45, unit="samples/s", higher_is_better=True)  # fmt: skip
     report.compare("pretrain tiny (batch 8, 3001 samples)", v["pretrain_samples_per_s_tiny"],
                    None, unit="samples/s", higher_is_better=True)  # fmt: skip
+    floor = pretrain_floor("base")
+    v.update(
+        pretrain_flops_per_step_base=float(f"{floor['flops_per_step']:.4g}"),
+        matmul_gflops=round(floor["matmul_gflops"], 1),
+        pretrain_floor_samples_per_s_base=round(floor["floor_samples_per_s"], 3),
+    )
+    report.compare("pretrain base vs its fp32 arithmetic floor", v["pretrain_samples_per_s_base"],
+                   v["pretrain_floor_samples_per_s_base"], unit="samples/s",
+                   higher_is_better=True)  # fmt: skip
     v["threads"] = torch.get_num_threads()
     v["mean_det_auc_gain_vs_scratch"] = float(
         np.mean(np.array(v["det_auc_pretrained"]) - np.array(v["det_auc_scratch"]))
