@@ -3,6 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 import torch
 
 from inversa.core.errors import InputError
@@ -20,7 +21,7 @@ from inversa.jdr import (
     random_split,
     search_jdr,
 )
-from inversa.jdr._linalg import DenseGraph, LowRankGraph
+from inversa.jdr._linalg import DenseGraph, LowRankGraph, block_krylov_eigh, orthonormalize
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,8 @@ def test_dense_and_truncated_paths_agree(small):
     cfg = dict(iterations=3, l_a=5, l_x=4, eta_a=0.4, eta_x=0.3, eta_x2=0.7, top_k=8)
     x = small.x.double()
     rd = jdr(small.edge_index, x, config=JDRConfig(method="dense", **cfg))
-    rs = jdr(small.edge_index, x, config=JDRConfig(method="sparse", rank_tol=1e-13, **cfg))
+    tight = dict(method="sparse", rank_tol=1e-13, eig_tol=1e-9, eig_restarts=200)
+    rs = jdr(small.edge_index, x, config=JDRConfig(**tight, **cfg))
     assert rd.path == "dense" and rs.path == "sparse"
     torch.testing.assert_close(rs.x, rd.x, atol=1e-6, rtol=0)
     assert torch.equal(rs.edge_index, rd.edge_index)
@@ -227,3 +229,79 @@ def test_low_rank_cap_keeps_strongest_directions():
     err = np.linalg.norm(full - approx, 2)
     assert 0 < err <= 4 * 3.0 * capped.truncation + 1e-9
     assert exact.truncation == 0.0
+
+
+def _planted(n=400, seed=0):
+    """Sparse symmetric matrix with six planted leading eigenvalues (a clear gap)."""
+    rng = np.random.default_rng(seed)
+    noise = sp.random(n, n, density=0.02, random_state=seed)
+    noise = (noise + noise.T) * 0.5
+    v = np.linalg.qr(rng.standard_normal((n, 6)))[0]
+    lam = np.array([9.0, -8.0, 7.5, 7.0, -6.5, 6.0])
+    return noise.toarray() + (v * lam) @ v.T
+
+
+@pytest.mark.parametrize("by_abs", [False, True])
+def test_block_krylov_subspace_matches_eigsh(by_abs):
+    a = _planted()
+    which = "LM" if by_abs else "LA"
+    k = 4
+    ref_lam, ref_vec = spla.eigsh(a, k=k, which=which, tol=1e-12)
+    order = np.argsort(-(np.abs(ref_lam) if by_abs else ref_lam))
+    ref_lam, ref_vec = ref_lam[order], ref_vec[:, order]
+    start = np.random.default_rng(1).standard_normal((a.shape[0], k + 4))
+    for tol in (1e-10, 1e-3):
+        lam, vec, ritz, used = block_krylov_eigh(
+            lambda x: a @ x,
+            start,
+            k,
+            block=k + 4,
+            depth=6,
+            by_abs=by_abs,
+            tol=tol,
+            max_restarts=100,
+        )
+        assert used < 100 and ritz.shape == (a.shape[0], k + 4)
+        np.testing.assert_allclose(vec.T @ vec, np.eye(k), atol=1e-10)
+        # Davis-Kahan: sin(angle) <= residual / gap, with residual <= tol * |lambda_max|
+        # and a gap of at least 0.5 to the rest of the spectrum in the wanted order.
+        sin = np.sqrt(max(0.0, 1.0 - np.linalg.svd(ref_vec.T @ vec, compute_uv=False).min() ** 2))
+        assert sin <= 2 * tol * 9.0 / 0.5 + 1e-7
+        np.testing.assert_allclose(lam, ref_lam, atol=max(1e-9, 2 * tol * 9.0))
+
+
+def test_warm_started_solves_follow_replacements():
+    a = sp.csr_matrix(np.abs(_planted(n=200, seed=3)) * (np.abs(_planted(n=200, seed=3)) > 0.2))
+    rng = np.random.default_rng(0)
+    dense = DenseGraph(a.toarray())
+    low = LowRankGraph(a, tol=1e-12, rank_tol=1e-14, eig_tol=1e-10, eig_restarts=100)
+    for _ in range(3):
+        lam_d, v_d = dense.top_eig(5, by_abs=False, seed=0)
+        lam_l, v_l = low.top_eig(5, by_abs=False, seed=0)
+        np.testing.assert_allclose(lam_l, lam_d, atol=1e-8)
+        overlap = np.linalg.svd(v_l.T @ v_d, compute_uv=False)
+        assert overlap.min() > 1 - 1e-8
+        v_new = v_d + 0.2 * rng.standard_normal(v_d.shape) / np.sqrt(200)
+        dense.replace(v_d, v_new, lam_d)
+        low.replace(v_l, v_new, lam_l)
+    assert low.restarts and max(low.restarts) < 100  # warm starts converged
+
+
+def test_orthonormalize_drops_dependent_directions():
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.standard_normal((300, 5)))[0]
+    w = rng.standard_normal((300, 4))
+    # Two columns inside span(basis) or of the others: only two new directions remain.
+    w = np.concatenate([w[:, :2], basis @ rng.standard_normal((5, 1)), w[:, :1] - 3 * w[:, 1:2]], 1)
+    u = orthonormalize(w, basis)
+    assert u.shape == (300, 2)
+    np.testing.assert_allclose(u.T @ u, np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(basis.T @ u, 0.0, atol=1e-12)
+    # The span is the projected span of w's first two columns.
+    proj = w[:, :2] - basis @ (basis.T @ w[:, :2])
+    np.testing.assert_allclose(proj - u @ (u.T @ proj), 0.0, atol=1e-10)
+    # Weak but genuine directions (1e-9 of the others) are kept: resolved in a later round.
+    tiny = np.concatenate([w[:, :2], 1e-9 * rng.standard_normal((300, 1))], 1)
+    v = orthonormalize(tiny, drop=1e-12)
+    assert v.shape[1] == 3
+    np.testing.assert_allclose(v.T @ v, np.eye(3), atol=1e-10)
