@@ -104,3 +104,11 @@ def test_simulate_and_tiny_phase_diagram(tmp_path):
 
     again = plot_phase_diagram(js, tmp_path / "again.png")
     assert again.stat().st_size > 1000
+    # refit the model side from the saved loads, without retraining
+    refit = tmp_path / "refit.json"
+    args = ["springblock", "refit", "--from-json", str(tmp_path / "springblock_phase_diagram.json")]
+    assert main([*args, "-o", str(refit)]) == 0
+    new = json.loads(refit.read_text())
+    assert new["curvature"] == js["curvature"] and new["sign_agreement_heldout_seeds"] is None
+    assert len(js["network_loads"][0][0][0]) == 7  # (alpha, noise, seed, layer)
+    assert main(["springblock", "simulate", "--backward-excess", "-1"]) == 2

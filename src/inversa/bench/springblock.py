@@ -10,6 +10,8 @@ In one run:
 - the cost: seconds per network-epoch beside the arithmetic floor (the network's flop count
   divided by the measured batched-matmul throughput of this machine), and the paper-sized
   diagram (540 networks x 100 epochs) extrapolated from it in quick mode;
+- the CNN variant (full run only): one line of the noise sweep (alpha = 0, five noise levels)
+  for small CNNs trained one by one and measured through forward hooks;
 - the anchor: the paper's public code takes about 85 minutes for the 540-network diagram
   (about 6 s per network, 1.4 s of it the network) on a 2-core machine of this kind
   (issue 7; not re-run here).
@@ -23,7 +25,13 @@ from pathlib import Path
 import torch
 
 from inversa.bench._harness import BenchReport, best_time
-from inversa.springblock import load_dataset, phase_diagram, plot_phase_diagram
+from inversa.springblock import (
+    NetworkSetting,
+    load_dataset,
+    phase_diagram,
+    plot_phase_diagram,
+    train_cnns,
+)
 
 __all__ = ["figures", "run"]
 
@@ -97,6 +105,9 @@ def run(*, quick: bool = False) -> BenchReport:
         ANCHOR_PAPER_DIAGRAM_SECONDS,
     )
     report.compare("whole run (train, measure, fit)", result.seconds, None)
+    if not quick:
+        v.update(_cnn_line(data, epochs=PAPER_EPOCHS))
+        report.compare("CNN noise line (5 networks, training)", v["cnn_train_seconds"], None)
     report.compare(
         "sign agreement model vs networks (peer: 0.8 target)",
         result.sign_agreement,
@@ -107,6 +118,71 @@ def run(*, quick: bool = False) -> BenchReport:
     return report
 
 
+def _cnn_line(data, *, epochs: int) -> dict:
+    """One line of the noise sweep for the CNN variant (alpha = 0, one seed per noise)."""
+    noises = (0.0, 0.2, 0.4, 0.6, 0.8)
+    channels = 6
+    tr = train_cnns(
+        data,
+        [NetworkSetting(alpha=0.0, noise=n, seed=0) for n in noises],
+        epochs=epochs,
+        channels=channels,
+    )
+    r = lambda t: [round(float(x), 4) for x in t]  # noqa: E731
+    return {
+        "cnn_alpha": 0.0,
+        "cnn_channels": channels,
+        "cnn_noises": list(noises),
+        "cnn_curvature": r(tr.curvature),
+        "cnn_load_centroid": r(tr.centroid),
+        "cnn_test_accuracy": r(tr.test_accuracy),
+        "cnn_log_separation": [r(c.log_separation) for c in tr.curves],
+        "cnn_train_seconds": round(tr.train_seconds, 1),
+    }
+
+
+def _plot_cnn_line(values: dict, path: Path, *, force: bool) -> Path:
+    """Log-separation curves of the CNN noise line, one per noise level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from inversa.core.io import atomic_write
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    cmap = plt.get_cmap("viridis")
+    noises = values["cnn_noises"]
+    for i, (n, curve) in enumerate(zip(noises, values["cnn_log_separation"], strict=True)):
+        ax.plot(
+            range(len(curve)),
+            curve,
+            "o-",
+            color=cmap(i / max(len(noises) - 1, 1)),
+            label=f"noise {n:g}: curvature {values['cnn_curvature'][i]:+.2f}, "
+            f"test acc. {values['cnn_test_accuracy'][i]:.3f}",
+        )
+    ax.set_xlabel("layer (0 = input, then each conv block's activation)")
+    ax.set_ylabel("log D (lower: classes better separated)")
+    ax.set_title(
+        f"CNN variant ({values['cnn_channels']} channels x 7 conv blocks, "
+        f"alpha = {values['cnn_alpha']:g}), digits",
+        fontsize=10,
+    )
+    ax.legend(fontsize=7)
+    with atomic_write(path, force=force) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
 def figures(values: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
-    """Draw ``springblock_phase_diagram.png`` (networks beside the model) from the JSON values."""
-    return [plot_phase_diagram(values, out_dir / "springblock_phase_diagram.png", force=force)]
+    """Draw the phase diagram (and, after a full run, the CNN noise line) from JSON values.
+
+    ``springblock_phase_diagram.png``: networks beside the model; ``springblock_cnn.png``: the
+    CNN variant's log-separation curves.
+    """
+    paths = [plot_phase_diagram(values, out_dir / "springblock_phase_diagram.png", force=force)]
+    if "cnn_log_separation" in values:
+        paths.append(_plot_cnn_line(values, out_dir / "springblock_cnn.png", force=force))
+    return paths

@@ -116,10 +116,46 @@ def phase(
     )
 
 
+@sb_app.command("refit")
+def refit_cmd(
+    from_json: Path = typer.Option(
+        ..., "--from-json", help="A saved phase-diagram or `bench springblock` JSON."
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the refitted values as JSON."),
+    force: bool = Force,
+) -> None:
+    """Refit the spring-block model to a saved run's loads (no retraining); print agreements."""
+    from inversa.core.errors import InputError, OutputExistsError
+    from inversa.springblock import refit_phase_diagram
+
+    if out is not None and out.exists() and not force:
+        raise OutputExistsError(out)
+    try:
+        values = json.loads(from_json.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(from_json, f"not a readable JSON file ({exc})") from None
+    new = refit_phase_diagram(values)
+    pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
+    typer.echo(
+        f"sign agreement {pct(new['sign_agreement'])} in-sample, "
+        f"{pct(new['sign_agreement_heldout_cells'])} held out by cell, "
+        f"{pct(new['sign_agreement_heldout_seeds'])} held out by seed; "
+        f"friction {new['model_friction_scale']:g}, backward excess "
+        f"{new['model_backward_excess']:g}, noise {new['model_noise_scale']:g} "
+        f"(floor {new['model_noise_floor']:g}), fit loss {new['model_fit_loss']:g}"
+    )
+    if out is not None:
+        _write_json(out, new, force=force)
+        typer.echo(f"wrote {out}")
+
+
 @sb_app.command("simulate")
 def simulate_cmd(
     friction: str = typer.Option("0,0.05,0.1", "--friction", help="Static friction values."),
     noise: str = typer.Option("0", "--noise", help="Noise values (all pairs are simulated)."),
+    backward_excess: float = typer.Option(
+        0.0, "--backward-excess", help="Extra friction against backward motion (ratchet)."
+    ),
     blocks: int = typer.Option(7, "--blocks", help="Number of blocks (layers)."),
     order: int = typer.Option(1, "--order", help="1: overdamped, 2: Langevin."),
     steps: int = typer.Option(600, "--steps", help="Simulation steps."),
@@ -131,7 +167,7 @@ def simulate_cmd(
     """Spring-block model curves (elongations = per-layer loads) for friction x noise."""
     import torch
 
-    from inversa.core.errors import OutputExistsError
+    from inversa.core.errors import InputError, OutputExistsError
     from inversa.springblock import SpringBlockConfig, curvature, simulate
 
     if out is not None and out.exists() and not force:
@@ -139,9 +175,13 @@ def simulate_cmd(
     mus, sigmas = _floats(friction, "--friction"), _floats(noise, "--noise")
     pairs = [(m, s) for m in mus for s in sigmas]
     cfg = SpringBlockConfig(blocks=blocks, order=order, steps=steps, noise_decay=noise_decay)
+    if backward_excess < 0:
+        raise InputError(None, "--backward-excess must be >= 0")
+    fwd = torch.tensor([p[0] for p in pairs], dtype=torch.float64)
     x = simulate(
-        torch.tensor([p[0] for p in pairs]),
-        torch.tensor([p[1] for p in pairs]),
+        fwd,
+        torch.tensor([p[1] for p in pairs], dtype=torch.float64),
+        backward_friction=fwd + backward_excess,
         config=cfg,
         seed=seed,
     )
@@ -159,6 +199,7 @@ def simulate_cmd(
             "noise": [p[1] for p in pairs],
             "positions": x.tolist(),
             "curvature": curv,
+            "backward_excess": backward_excess,
             "config": cfg.__dict__,
         }
         _write_json(out, payload, force=force)

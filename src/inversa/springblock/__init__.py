@@ -6,6 +6,7 @@ Measure how feature learning is spread over the layers of any PyTorch model
 `fit_spring_block`). See docs/springblock.md.
 """
 
+from inversa.springblock._cnn import make_cnn, train_cnns
 from inversa.springblock._data import Dataset, gaussian_mixture, load_dataset
 from inversa.springblock._io import load_model, save_mlp
 from inversa.springblock._mlp import (
@@ -22,7 +23,14 @@ from inversa.springblock._model import (
     fit_spring_block,
     simulate,
 )
-from inversa.springblock._phase import PhaseDiagram, phase_diagram, plot_phase_diagram
+from inversa.springblock._phase import (
+    ModelComparison,
+    PhaseDiagram,
+    compare_spring_block,
+    phase_diagram,
+    plot_phase_diagram,
+    refit_phase_diagram,
+)
 from inversa.springblock._separation import (
     SeparationCurve,
     curvature,
@@ -37,12 +45,14 @@ __all__ = [
     "BatchedAdam",
     "BatchedMLP",
     "Dataset",
+    "ModelComparison",
     "NetworkSetting",
     "PhaseDiagram",
     "SeparationCurve",
     "SpringBlockConfig",
     "SpringBlockFit",
     "TrainedNetworks",
+    "compare_spring_block",
     "curvature",
     "fit_spring_block",
     "gaussian_mixture",
@@ -51,12 +61,15 @@ __all__ = [
     "load_dataset",
     "load_model",
     "load_spread",
+    "make_cnn",
     "make_mlp",
     "phase_diagram",
     "plot_phase_diagram",
+    "refit_phase_diagram",
     "save_mlp",
     "separation",
     "separation_curve",
     "simulate",
+    "train_cnns",
     "train_networks",
 ]

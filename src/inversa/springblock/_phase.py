@@ -17,7 +17,161 @@ from inversa.springblock._data import Dataset
 from inversa.springblock._mlp import NetworkSetting, TrainedNetworks, train_networks
 from inversa.springblock._model import SpringBlockConfig, SpringBlockFit, fit_spring_block
 
-__all__ = ["PhaseDiagram", "phase_diagram", "plot_phase_diagram"]
+__all__ = [
+    "ModelComparison",
+    "PhaseDiagram",
+    "compare_spring_block",
+    "phase_diagram",
+    "plot_phase_diagram",
+    "refit_phase_diagram",
+]
+
+
+def _sign3(t: torch.Tensor, tol: float) -> torch.Tensor:
+    """Three-way sign: 0 for ``|t| <= tol`` (straight), else the sign."""
+    return torch.where(t.abs() <= tol, 0.0, torch.sign(t))
+
+
+@dataclass(frozen=True)
+class ModelComparison:
+    """The spring-block model fitted to a grid of networks, and how well its signs agree.
+
+    Attributes
+    ----------
+    fit
+        The model fitted to all cells (seed-mean loads).
+    model_curvature
+        ``(A, N)`` the fitted model's curvature on the grid.
+    sign_agreement
+        In-sample: fraction of cells where model and networks (seed-mean curvature) have the
+        same three-way sign (concave, straight = ``|curvature| <= straight_tol``, convex).
+    sign_agreement_strict
+        The same with the plain sign.
+    heldout_cells
+        Held out by cell: the grid is split like a checkerboard; the model fitted on one
+        colour predicts the other, and the agreement is counted over all cells, each
+        predicted by the fit that did not see it.
+    heldout_seeds
+        Held out by seed: the model is fitted on the loads of the first half of the seeds and
+        scored against the curvature of the other half (NaN with fewer than two seeds).
+    """
+
+    fit: SpringBlockFit
+    model_curvature: torch.Tensor
+    sign_agreement: float
+    sign_agreement_strict: float
+    heldout_cells: float
+    heldout_seeds: float
+
+
+def compare_spring_block(
+    alphas: Sequence[float],
+    noises: Sequence[float],
+    network_loads: torch.Tensor,
+    network_curvature: torch.Tensor,
+    *,
+    model_config: SpringBlockConfig | None = None,
+    straight_tol: float = 1e-3,
+    seed: int = 0,
+) -> ModelComparison:
+    """Fit the spring-block model to a grid of networks; in-sample and held-out sign agreement.
+
+    Parameters
+    ----------
+    alphas, noises
+        The grid axes (A LeakyReLU slopes, N noise levels).
+    network_loads
+        ``(A, N, S, L)`` per-layer loads of every network (S seeds per cell).
+    network_curvature
+        ``(A, N, S)`` curvature of every network's log-separation curve.
+    model_config
+        Spring-block simulation settings (``blocks`` follows L).
+    straight_tol
+        Curvatures within +-``straight_tol`` count as straight in the three-way sign.
+    seed
+        Seed of the model simulation.
+
+    Returns
+    -------
+    ModelComparison
+    """
+    loads = torch.as_tensor(network_loads, dtype=torch.float64)
+    curv = torch.as_tensor(network_curvature, dtype=torch.float64)
+    a_n, n_n = len(alphas), len(noises)
+    if loads.ndim != 4 or loads.shape[:2] != (a_n, n_n) or curv.shape != loads.shape[:3]:
+        raise InputError(None, "need (A, N, S, L) loads and (A, N, S) curvatures for the grid")
+    shape = (a_n, n_n)
+    a_cells = torch.tensor(alphas, dtype=torch.float64)[:, None].expand(shape).reshape(-1)
+    n_cells = torch.tensor(noises, dtype=torch.float64)[None, :].expand(shape).reshape(-1)
+    cfg = model_config or SpringBlockConfig()
+    cfg = SpringBlockConfig(**{**cfg.__dict__, "blocks": loads.shape[-1]})
+
+    def fit_on(cell_loads: torch.Tensor, use: torch.Tensor) -> SpringBlockFit | None:
+        flat = cell_loads.reshape(-1, cell_loads.shape[-1])
+        # cells whose networks did not separate the classes at all (total load <= 0) have
+        # no load profile to fit; the model still predicts them
+        use = use & (flat.sum(-1) > 0)
+        if not use.any():
+            return None
+        return fit_spring_block(
+            a_cells[use], n_cells[use], flat[use], config=model_config, seed=seed
+        )
+
+    def predict(fit: SpringBlockFit | None) -> torch.Tensor:
+        if fit is None:  # nothing to fit on this part of the grid: no prediction
+            return torch.full(shape, float("nan"), dtype=torch.float64)
+        return fit.predict(a_cells, n_cells, config=cfg, seed=seed)[0].reshape(shape)
+
+    def hits(pred: torch.Tensor, net: torch.Tensor) -> torch.Tensor:
+        same = _sign3(net, straight_tol) == _sign3(pred, straight_tol)
+        return torch.where(pred.isnan(), float("nan"), same.double())
+
+    every = torch.ones(a_n * n_n, dtype=torch.bool)
+    fit = fit_on(loads.mean(2), every)
+    if fit is None:
+        raise InputError(None, "no cell of the grid learned to separate the classes")
+    model_curv = predict(fit)
+    net = curv.mean(-1)
+    agree = float((_sign3(net, straight_tol) == _sign3(model_curv, straight_tol)).double().mean())
+    strict = float((torch.sign(net) == torch.sign(model_curv)).double().mean())
+    # held out by cell: checkerboard halves predict each other
+    board = ((torch.arange(a_n)[:, None] + torch.arange(n_n)[None, :]) % 2 == 0).reshape(-1)
+    held = torch.zeros(shape, dtype=torch.float64)
+    for half in (board, ~board):
+        # a one-cell grid has no second colour: the held-out agreement is then NaN
+        pred = predict(fit_on(loads.mean(2), half) if half.any() else None)
+        held = torch.where(half.reshape(shape), held, hits(pred, net))
+    # held out by seed: fit on the first half of the seeds, score on the rest
+    s = loads.shape[2]
+    heldout_seeds = float("nan")
+    if s >= 2:
+        pred = predict(fit_on(loads[:, :, : s // 2].mean(2), every))
+        heldout_seeds = float(hits(pred, curv[:, :, s // 2 :].mean(-1)).mean())
+    return ModelComparison(
+        fit=fit,
+        model_curvature=model_curv,
+        sign_agreement=agree,
+        sign_agreement_strict=strict,
+        heldout_cells=float(held.mean()),
+        heldout_seeds=heldout_seeds,
+    )
+
+
+def _model_json(c: ModelComparison) -> dict[str, object]:
+    """Return the model side of the flat JSON values."""
+    nan_none = lambda v: None if np.isnan(v) else round(v, 4)  # noqa: E731
+    return {
+        "model_curvature": np.round(c.model_curvature.numpy(), 4).tolist(),
+        "model_friction_scale": round(c.fit.friction_scale, 4),
+        "model_backward_excess": round(c.fit.backward_excess, 4),
+        "model_noise_scale": round(c.fit.noise_scale, 4),
+        "model_noise_floor": round(c.fit.noise_floor, 4),
+        "model_fit_loss": float(f"{c.fit.loss:.3g}"),
+        "sign_agreement": round(c.sign_agreement, 4),
+        "sign_agreement_strict": round(c.sign_agreement_strict, 4),
+        "sign_agreement_heldout_cells": nan_none(c.heldout_cells),
+        "sign_agreement_heldout_seeds": nan_none(c.heldout_seeds),
+    }
 
 
 @dataclass(frozen=True)
@@ -40,6 +194,11 @@ class PhaseDiagram:
         (concave, straight = ``|curvature| <= straight_tol``, convex).
     sign_agreement_strict
         The same with the plain sign (a model curvature of +1e-6 counts as concave).
+    sign_agreement_heldout_cells, sign_agreement_heldout_seeds
+        Held-out agreement (see `ModelComparison`): predicted cells the fit did not see, and
+        a fit on half of the seeds scored against the other half.
+    network_loads
+        ``(A, N, S, L)`` every network's per-layer loads (what the model is fitted to).
     linearity_accuracy_spearman, linearity_accuracy_pvalue
         Spearman rank correlation (over all networks) of linearity = -|curvature| with test
         accuracy, and its two-sided p-value.
@@ -60,6 +219,9 @@ class PhaseDiagram:
     fit: SpringBlockFit
     sign_agreement: float
     sign_agreement_strict: float
+    sign_agreement_heldout_cells: float
+    sign_agreement_heldout_seeds: float
+    network_loads: torch.Tensor
     linearity_accuracy_spearman: float
     linearity_accuracy_pvalue: float
     trained: TrainedNetworks
@@ -76,12 +238,19 @@ class PhaseDiagram:
             "load_spread": r(self.spread),
             "load_centroid": r(self.centroid),
             "test_accuracy": r(self.test_accuracy),
-            "model_curvature": r(self.model_curvature),
-            "model_friction_scale": round(self.fit.friction_scale, 4),
-            "model_noise_scale": round(self.fit.noise_scale, 4),
-            "model_fit_loss": float(f"{self.fit.loss:.3g}"),
-            "sign_agreement": round(self.sign_agreement, 4),
-            "sign_agreement_strict": round(self.sign_agreement_strict, 4),
+            **_model_json(
+                ModelComparison(
+                    fit=self.fit,
+                    model_curvature=self.model_curvature,
+                    sign_agreement=self.sign_agreement,
+                    sign_agreement_strict=self.sign_agreement_strict,
+                    heldout_cells=self.sign_agreement_heldout_cells,
+                    heldout_seeds=self.sign_agreement_heldout_seeds,
+                )
+            ),
+            # what the model side needs to be refitted without retraining (`refit_phase_diagram`)
+            "network_loads": r(self.network_loads),
+            "network_curvature": r(self.trained.curvature.reshape(self.network_loads.shape[:3])),
             "linearity_accuracy_spearman": round(self.linearity_accuracy_spearman, 4),
             "linearity_accuracy_pvalue": float(f"{self.linearity_accuracy_pvalue:.3g}"),
             "networks": len(self.trained.settings),
@@ -146,25 +315,17 @@ def phase_diagram(
     trained = train_networks(data, settings, epochs=epochs, chunk=chunk, seed=seed)
     shape = (len(alphas), len(noises), len(seeds))
     grid = lambda t: t.reshape(shape).mean(-1)  # noqa: E731
-    loads = torch.stack([c.load for c in trained.curves]).reshape(*shape, -1).mean(2)
-    a_cells = torch.tensor(alphas, dtype=torch.float64)[:, None].expand(shape[:2]).reshape(-1)
-    n_cells = torch.tensor(noises, dtype=torch.float64)[None, :].expand(shape[:2]).reshape(-1)
-    loads = loads.reshape(-1, loads.shape[-1])
-    # cells whose networks did not separate the classes at all (total load <= 0, e.g. very
-    # high noise with few epochs) have no load profile to fit; the model still predicts them
-    learned = loads.sum(-1) > 0
-    if not learned.any():
-        raise InputError(None, "no cell of the grid learned to separate the classes")
-    fit = fit_spring_block(
-        a_cells[learned], n_cells[learned], loads[learned], config=model_config, seed=seed
+    loads = torch.stack([c.load for c in trained.curves]).reshape(*shape, -1)
+    comp = compare_spring_block(
+        alphas,
+        noises,
+        loads,
+        trained.curvature.reshape(shape),
+        model_config=model_config,
+        straight_tol=straight_tol,
+        seed=seed,
     )
-    cfg = model_config or SpringBlockConfig()
-    cfg = SpringBlockConfig(**{**cfg.__dict__, "blocks": loads.shape[-1]})
-    model_curv = fit.predict(a_cells, n_cells, config=cfg, seed=seed)[0].reshape(shape[:2])
     curv = grid(trained.curvature)
-    sign3 = lambda t: torch.where(t.abs() <= straight_tol, 0.0, torch.sign(t))  # noqa: E731
-    agree = float((sign3(curv) == sign3(model_curv)).double().mean())
-    strict = float((torch.sign(curv) == torch.sign(model_curv)).double().mean())
     rho, p = spearmanr(-trained.curvature.abs().numpy(), trained.test_accuracy.numpy())
     return PhaseDiagram(
         alphas=tuple(float(a) for a in alphas),
@@ -174,15 +335,54 @@ def phase_diagram(
         spread=grid(trained.spread),
         centroid=grid(trained.centroid),
         test_accuracy=grid(trained.test_accuracy),
-        model_curvature=model_curv,
-        fit=fit,
-        sign_agreement=agree,
-        sign_agreement_strict=strict,
+        model_curvature=comp.model_curvature,
+        fit=comp.fit,
+        sign_agreement=comp.sign_agreement,
+        sign_agreement_strict=comp.sign_agreement_strict,
+        sign_agreement_heldout_cells=comp.heldout_cells,
+        sign_agreement_heldout_seeds=comp.heldout_seeds,
+        network_loads=loads,
         linearity_accuracy_spearman=float(rho),
         linearity_accuracy_pvalue=float(p),
         trained=trained,
         seconds=time.perf_counter() - t0,
     )
+
+
+def refit_phase_diagram(
+    values: dict,
+    *,
+    model_config: SpringBlockConfig | None = None,
+    straight_tol: float = 1e-3,
+    seed: int = 0,
+) -> dict:
+    """Refit the model side of a saved phase diagram (its JSON values), without retraining.
+
+    Parameters
+    ----------
+    values
+        `PhaseDiagram.to_json` values with ``alphas``, ``noises``, ``network_loads`` and
+        ``network_curvature``.
+    model_config, straight_tol, seed
+        See `phase_diagram`.
+
+    Returns
+    -------
+    dict
+        A copy of ``values`` with the model keys (``model_*``, ``sign_agreement*``) recomputed.
+    """
+    try:
+        alphas, noises = values["alphas"], values["noises"]
+        loads = torch.tensor(values["network_loads"], dtype=torch.float64)
+        curv = torch.tensor(values["network_curvature"], dtype=torch.float64)
+    except KeyError as exc:
+        raise InputError(
+            None, f"phase-diagram values lack {exc} (saved before per-network loads were kept?)"
+        ) from None
+    comp = compare_spring_block(
+        alphas, noises, loads, curv, model_config=model_config, straight_tol=straight_tol, seed=seed
+    )
+    return {**values, **_model_json(comp)}
 
 
 def plot_phase_diagram(
@@ -241,10 +441,20 @@ def plot_phase_diagram(
         ax.set_ylabel("LeakyReLU slope alpha (1 = linear)")
         ax.set_title(title, fontsize=10)
         fig.colorbar(im, ax=ax, shrink=0.85)
+    held = [
+        f"{j[k]:.0%} {what}"
+        for k, what in (
+            ("sign_agreement_heldout_cells", "held out by cell"),
+            ("sign_agreement_heldout_seeds", "held out by seed"),
+        )
+        if j.get(k) is not None
+    ]
     fig.suptitle(
         f"{j['networks']} networks ({len(j['seeds'])} seeds per cell); curvature > 0: load on "
         f"deep layers (concave), < 0: on shallow layers (convex); sign agreement "
-        f"{j['sign_agreement']:.0%} (colour clipped at the 90th percentile)",
+        f"{j['sign_agreement']:.0%} in-sample"
+        + (f" ({', '.join(held)})" if held else "")
+        + " (colour clipped at the 90th percentile)",
         fontsize=10,
     )
     with atomic_write(path, force=force) as tmp:
