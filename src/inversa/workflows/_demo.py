@@ -225,7 +225,7 @@ def run_demo(
     correlation, FSC 0.5 / 0.143 resolution) and ``report.html`` with PNG figures. With
     ``averaging``, the particles are then cut from the WBP tomogram at their true
     positions (``particles.star``) and refined against the true structure low-passed to
-    30 Å (frequency-marched Newton, gold-standard halves, two iterations); the report adds the
+    60 Å (frequency-marched Newton, gold-standard halves, two iterations); the report adds the
     average, its FSC curves and the angular errors against the true poses.
 
     Parameters
