@@ -159,6 +159,7 @@ def train_cnns(
                     loss.backward()
                     opt.step()
         train_s += time.perf_counter() - t1
+        model.eval()  # accuracies with the batch norms' running statistics, as the curves
         curves.append(separation_curve(model, x.reshape(n, 1, h, w), data.y_train))
         with torch.no_grad():
             tr.append(
