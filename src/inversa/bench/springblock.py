@@ -110,7 +110,7 @@ def run(*, quick: bool = False) -> BenchReport:
         report.compare("CNN noise line (5 networks, training)", v["cnn_train_seconds"], None)
     report.compare(
         "sign agreement model vs networks (peer: 0.8 target)",
-        result.sign_agreement,
+        result.model.sign_agreement,
         0.8,
         unit="",
         higher_is_better=True,

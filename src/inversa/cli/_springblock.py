@@ -110,7 +110,7 @@ def phase(
     _write_json(js, result.to_json(), force=force)
     typer.echo(
         f"{len(result.trained.settings)} networks in {result.seconds:.1f} s; sign agreement "
-        f"{result.sign_agreement:.0%}; Spearman(linearity, accuracy) "
+        f"{result.model.sign_agreement:.0%}; Spearman(linearity, accuracy) "
         f"{result.linearity_accuracy_spearman:+.3f} (p = {result.linearity_accuracy_pvalue:.2g})"
         f" -> {png}, {js}"
     )

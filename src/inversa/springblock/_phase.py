@@ -185,18 +185,9 @@ class PhaseDiagram:
     curvature, spread, centroid, test_accuracy
         ``(A, N)`` seed means of the networks' curve curvature, load spread, load centroid and
         test accuracy.
-    model_curvature
-        ``(A, N)`` curvature of the fitted spring-block model.
-    fit
-        The fitted model (friction and noise scales).
-    sign_agreement
-        Fraction of cells where model and networks have the same three-way sign of curvature
-        (concave, straight = ``|curvature| <= straight_tol``, convex).
-    sign_agreement_strict
-        The same with the plain sign (a model curvature of +1e-6 counts as concave).
-    sign_agreement_heldout_cells, sign_agreement_heldout_seeds
-        Held-out agreement (see `ModelComparison`): predicted cells the fit did not see, and
-        a fit on half of the seeds scored against the other half.
+    model
+        The spring-block model fitted to the grid and its sign agreement with the networks,
+        in-sample and held out (`ModelComparison`).
     network_loads
         ``(A, N, S, L)`` every network's per-layer loads (what the model is fitted to).
     linearity_accuracy_spearman, linearity_accuracy_pvalue
@@ -215,12 +206,7 @@ class PhaseDiagram:
     spread: torch.Tensor
     centroid: torch.Tensor
     test_accuracy: torch.Tensor
-    model_curvature: torch.Tensor
-    fit: SpringBlockFit
-    sign_agreement: float
-    sign_agreement_strict: float
-    sign_agreement_heldout_cells: float
-    sign_agreement_heldout_seeds: float
+    model: ModelComparison
     network_loads: torch.Tensor
     linearity_accuracy_spearman: float
     linearity_accuracy_pvalue: float
@@ -238,16 +224,7 @@ class PhaseDiagram:
             "load_spread": r(self.spread),
             "load_centroid": r(self.centroid),
             "test_accuracy": r(self.test_accuracy),
-            **_model_json(
-                ModelComparison(
-                    fit=self.fit,
-                    model_curvature=self.model_curvature,
-                    sign_agreement=self.sign_agreement,
-                    sign_agreement_strict=self.sign_agreement_strict,
-                    heldout_cells=self.sign_agreement_heldout_cells,
-                    heldout_seeds=self.sign_agreement_heldout_seeds,
-                )
-            ),
+            **_model_json(self.model),
             # what the model side needs to be refitted without retraining (`refit_phase_diagram`)
             "network_loads": r(self.network_loads),
             "network_curvature": r(self.trained.curvature.reshape(self.network_loads.shape[:3])),
@@ -335,12 +312,7 @@ def phase_diagram(
         spread=grid(trained.spread),
         centroid=grid(trained.centroid),
         test_accuracy=grid(trained.test_accuracy),
-        model_curvature=comp.model_curvature,
-        fit=comp.fit,
-        sign_agreement=comp.sign_agreement,
-        sign_agreement_strict=comp.sign_agreement_strict,
-        sign_agreement_heldout_cells=comp.heldout_cells,
-        sign_agreement_heldout_seeds=comp.heldout_seeds,
+        model=comp,
         network_loads=loads,
         linearity_accuracy_spearman=float(rho),
         linearity_accuracy_pvalue=float(p),

@@ -82,12 +82,6 @@ DEMO_SCENE = SimulationConfig(
 )
 
 
-def _particle_radius(config: SimulationConfig) -> float:
-    """Radius of the simulated structure in voxels."""
-    model = phantoms.read_atomic_model(config.structure or phantoms.builtin_structure_path())
-    return model.radius() / config.voxel_size
-
-
 def _averaging(
     out: Path,
     data,
@@ -118,7 +112,7 @@ def _averaging(
         wedge=(config.tilt_min, config.tilt_max),
         local_angle=10.0,
         # The particle and a margin: neighbours and membranes stay out of the scores.
-        mask_radius=min(box / 2 - 2, _particle_radius(config) + 2),
+        mask_radius=min(box / 2 - 2, data.scene.particle_radius / config.voxel_size + 2),
     )
     result = refine_particles_file(
         extracted.star,

@@ -52,6 +52,8 @@ class Scene:
         ``(N, 3)`` float64 RELION angles ``(rot, tilt, psi)`` in degrees of ``rotations``.
     voxel_size
         Voxel edge in Angstrom.
+    particle_radius
+        Largest distance in Angstrom of an atom of the structure from its centre of mass.
     """
 
     volume: torch.Tensor
@@ -59,6 +61,7 @@ class Scene:
     rotations: torch.Tensor
     euler: torch.Tensor
     voxel_size: float
+    particle_radius: float
 
 
 def _uniform(
@@ -354,4 +357,5 @@ def cell_scene(
         rotations=rotations.to(device),
         euler=matrix_to_euler(rotations).to(device),
         voxel_size=float(voxel_size),
+        particle_radius=radius_A,
     )
