@@ -63,3 +63,57 @@ def test_figure_redraw_errors_exit_2(tmp_path):
     assert main(["bench", "poisson", "--from-json", str(src), "--figures", figs]) == 2
     assert main(["bench", "poisson", "--from-json", str(src)]) == 2
     assert main(["bench", "tomography", "--from-json", str(src), "--figures", figs]) == 2
+
+
+def test_jdr_bench_resumes_finished_phis_and_refuses_other_settings(tmp_path, monkeypatch):
+    import pytest
+
+    import inversa.bench.jdr as jdr_bench
+    from inversa.bench import run_benchmark
+    from inversa.core.errors import InputError
+
+    class Interrupted(Exception):
+        pass
+
+    calls, interrupt_at = [], [0.5]
+
+    def fake_row(phi, index, **kw):
+        if phi in interrupt_at:
+            raise Interrupted
+        calls.append(phi)
+        row = {"config": {"phi": phi}}
+        for key in ("gcn", "gcn_jdr", "gcn_digl", "gcn_rewire_baseline"):
+            row[key] = 50.0 + index + (key == "gcn_jdr")
+            row[f"ci95_{key}"] = 1.0
+        return row
+
+    monkeypatch.setattr(jdr_bench, "_phi_row", fake_row)
+    monkeypatch.setattr(jdr_bench, "paper_speed", lambda n, f: {"seconds_jdr_5000": 1.0})
+    monkeypatch.setattr(
+        jdr_bench,
+        "scaling",
+        lambda nodes: {
+            "scaling_nodes": nodes,
+            "scaling_seconds": [1.0] * len(nodes),
+            "scaling_peak_gb": [0.1] * len(nodes),
+        },
+    )
+    resume = tmp_path / "resume.json"
+    with pytest.raises(Interrupted):
+        run_benchmark("jdr", quick=True, resume=resume)  # stops during phi = 0.5
+    assert calls == [0.0, -0.5]  # small |phi| first
+    assert sorted(json.loads(resume.read_text())["rows"]) == ["+0.00", "-0.50"]
+    calls.clear()
+    interrupt_at.clear()
+    report = run_benchmark("jdr", quick=True, resume=resume)
+    assert calls == [0.5]  # the others came from the file
+    assert report.values["acc_gcn_jdr"] == [51.0, 52.0, 53.0]
+    assert report.values["mean_gain_abs_phi_le_half"] == 1.0
+
+    saved = json.loads(resume.read_text())
+    saved["settings"]["splits"] = 99
+    resume.write_text(json.dumps(saved))
+    with pytest.raises(InputError, match="other settings"):
+        run_benchmark("jdr", quick=True, resume=resume)
+    with pytest.raises(InputError, match="cannot resume"):
+        run_benchmark("tomography", quick=True, resume=resume)

@@ -77,6 +77,14 @@ def test_jdr_increases_alignment(small):
     # Each node keeps at most top_k positive-weight sources.
     counts = torch.bincount(res.edge_index[1], minlength=300)
     assert int(counts.max()) <= cfg.top_k and bool((res.edge_weight > 0).all())
+    # The diagnostic does not touch the output; off, alignment_after is NaN.
+    quiet = jdr(small.edge_index, small.x, config=dataclasses.replace(cfg, measure_alignment=False))
+    assert torch.equal(quiet.edge_index, res.edge_index) and torch.equal(quiet.x, res.x)
+    assert np.isnan(quiet.alignment_after)
+    assert quiet.alignment_before == pytest.approx(res.alignment_before)
+    # Sparse path: the input's alignment from the first iteration's solves (to eig_tol).
+    sparse = jdr(small.edge_index, small.x, config=dataclasses.replace(cfg, method="sparse"))
+    assert sparse.alignment_before == pytest.approx(res.alignment_before, abs=1e-3)
 
 
 def test_approximate_topk_close_to_exact():
@@ -179,6 +187,45 @@ def test_gcn_and_gprgnn_learn_an_easy_csbm():
     for model in ("gcn", "gprgnn"):
         acc = evaluate(g, splits=2, split="dense", config=dataclasses.replace(train, model=model))
         assert acc.mean > 80 and acc.ci95 >= 0 and len(acc.per_split) == 2
+
+
+def test_gcn_equals_two_pyg_gcnconv_layers(small):
+    from torch_geometric.nn import GCNConv
+
+    from inversa.jdr import GCN, GPRGNN
+
+    g = torch.Generator().manual_seed(0)
+    # Asymmetric positive weights: the propagation must sum over edges j -> i, as PyG.
+    w = torch.rand(small.edge_index.shape[1], generator=g) + 0.1
+    x = small.x.float()
+    ours = GCN(x.shape[1], 2, hidden=8).eval()
+    c1, c2 = GCNConv(x.shape[1], 8), GCNConv(8, 2)
+    with torch.no_grad():
+        c1.lin.weight.copy_(ours.weight1.T)
+        c2.lin.weight.copy_(ours.weight2.T)
+        c1.bias.copy_(torch.randn(8, generator=g))
+        ours.bias1.copy_(c1.bias)
+    ref = c2(torch.relu(c1(x, small.edge_index, w)), small.edge_index, w)
+    out = ours(x, small.edge_index, w)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    r = torch.randn(out.shape, generator=g)
+    (out * r).sum().backward()
+    (ref * r).sum().backward()
+    torch.testing.assert_close(ours.weight1.grad, c1.lin.weight.grad.T, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ours.weight2.grad, c2.lin.weight.grad.T, rtol=1e-4, atol=1e-5)
+    ours.zero_grad()
+
+    # The shared-product path: evaluation logits equal forward() in eval mode, and the
+    # training logits carry gradients to every parameter (backward through P^T).
+    for model in (ours, GPRGNN(x.shape[1], 2, hidden=8)):
+        model.eval()
+        with torch.no_grad():
+            plain = model(x, small.edge_index, w)
+        train_out, evaluated = model.train_eval_logits(x, small.edge_index, w)
+        torch.testing.assert_close(evaluated, plain)
+        assert not evaluated.requires_grad
+        train_out.sum().backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
 def test_fosr_adds_new_edges_and_opens_the_spectral_gap():

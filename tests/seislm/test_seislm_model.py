@@ -94,6 +94,86 @@ def test_pretraining_loss_is_finite_and_reaches_every_parameter():
     assert abs(metrics["contrastive"] - torch.log(torch.tensor(9.0))) < 1.0
 
 
+def _reference_loss(model, x, *, step, generator):
+    """The pretraining loss written plainly: every frame through every block, dense
+    one-hot straight-through codes, each frame's candidates gathered and dotted."""
+    c, q = model.config, model.quantizer
+    b, t = x.shape[0], c.frames(x.shape[-1])
+    mask = compute_mask(b, t, prob=c.mask_prob, span=c.mask_span, generator=generator)
+    neg = sample_negatives(mask, negatives=c.negatives, generator=generator)
+    hidden, feats = model(x, mask, with_features=True)
+    f = feats[mask]
+    n = f.shape[0]
+    logits = q.weight_proj(f).view(n * q.groups, q.entries)
+    u = torch.rand(logits.shape, generator=generator).to(logits.dtype)
+    gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
+    soft = F.softmax((logits + gumbel) / c.gumbel_temperature(step), dim=-1)
+    hard = F.one_hot(soft.argmax(-1), q.entries).to(soft.dtype)
+    probs = (hard - soft.detach() + soft).view(n, q.groups, q.entries)
+    book = q.codevectors.view(q.groups, q.entries, -1)
+    codes = torch.einsum("ngv,gvd->ngd", probs, book).reshape(n, -1)
+    avg = F.softmax(logits.float(), dim=-1).view(n, q.groups, q.entries).mean(0)
+    perplexity = torch.exp(-(avg * torch.log(avg + 1e-7)).sum(-1)).sum()
+    idx = soft.argmax(-1).view(n, q.groups)
+    targets = F.normalize(model.project_q(codes), dim=-1)
+    preds = F.normalize(model.project_hid(hidden[mask]), dim=-1)
+    row, rank = mask.nonzero()[:, 0], (mask.cumsum(1) - 1)[mask]
+    first = mask.sum(1).cumsum(0) - mask.sum(1)  # each window's first masked frame
+    cand = first[row][:, None] + torch.cat([rank[:, None], neg], dim=1)  # (n, 1 + K)
+    scores = (preds[:, None] * targets[cand]).sum(-1) / c.temperature
+    same = (idx[cand] == idx[:, None]).all(-1)
+    same[:, 0] = False
+    scores = scores.masked_fill(same, float("-inf"))
+    contrastive = F.cross_entropy(scores, torch.zeros(n, dtype=torch.long))
+    n_codes = c.groups * c.entries
+    return contrastive + c.diversity_weight * (n_codes - perplexity) / n_codes
+
+
+def test_pretraining_loss_equals_the_plain_formulation():
+    # the fast loss (last block on masked frames only, hand-written quantiser backward,
+    # similarities gathered from one batched product) is the same function
+    cfg = dataclasses.replace(MICRO, dropout=0.0, layers=2)
+    torch.manual_seed(0)
+    model = SeisLM(cfg).double().train()
+    x = torch.randn(3, 3, 401, dtype=torch.float64)
+    losses, grads = [], []
+    for fn in (pretraining_loss, _reference_loss):
+        model.zero_grad()
+        out = fn(model, x, step=5, generator=torch.Generator().manual_seed(3))
+        loss = out[0] if isinstance(out, tuple) else out
+        loss.backward()
+        losses.append(loss.item())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert abs(losses[0] - losses[1]) <= 1e-5 * abs(losses[1])
+    for fast, ref in zip(*grads, strict=True):
+        # the perplexity is taken in float32 (as wav2vec2) in both
+        assert torch.allclose(fast, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_selected_frames_equal_the_full_output():
+    torch.manual_seed(1)
+    model = SeisLM(dataclasses.replace(MICRO, layers=2)).eval()
+    x = torch.randn(2, 3, 401)
+    mask = compute_mask(2, MICRO.frames(401), prob=0.5, span=4, generator=torch.Generator())
+    select = torch.tensor([[0, 5, 7, 40], [3, 3, 90, 1]])
+    full = model(x, mask)
+    part = model(x, mask, select=select)
+    assert part.shape == (2, 4, MICRO.hidden)
+    assert torch.allclose(
+        part, full.gather(1, select[..., None].expand(-1, -1, MICRO.hidden)), atol=1e-5
+    )
+
+
+def test_dropout_rate_scale_and_eval_identity():
+    drop = SeisLM(MICRO).dropout.train()
+    x = torch.rand(200, 1000) + 1.0
+    y = drop(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - MICRO.dropout) < 0.005
+    assert torch.allclose(y[kept], x[kept] / (1 - MICRO.dropout))
+    assert torch.equal(drop.eval()(x), x)
+
+
 def test_quantizer_codes_come_from_codebooks():
     q = SeisLM(MICRO).quantizer.eval()
     codes, _, idx = q(torch.randn(7, MICRO.conv_channels), tau=1.0)

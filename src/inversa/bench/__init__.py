@@ -5,10 +5,12 @@ the named peer in the same run and returns a :class:`BenchReport` with the JSON 
 issue names. A benchmark is a public module ``inversa.bench.NAME`` with a function
 ``run(*, quick: bool) -> BenchReport`` and, if it draws figures,
 ``figures(values: dict, out_dir: Path, *, force: bool) -> list[Path]``, which works from
-the JSON values alone so that a saved run can be redrawn without rerunning it.
+the JSON values alone so that a saved run can be redrawn without rerunning it. A long
+benchmark may also take ``resume: Path | None`` (see :func:`run_benchmark`).
 """
 
 import importlib
+import inspect
 import pkgutil
 from pathlib import Path
 
@@ -38,9 +40,20 @@ def _module(name: str):
     return importlib.import_module(f"inversa.bench.{name}")
 
 
-def run_benchmark(name: str, *, quick: bool = False) -> BenchReport:
-    """Run the benchmark ``name`` (one of :func:`available_benchmarks`)."""
-    return _module(name).run(quick=quick)
+def run_benchmark(name: str, *, quick: bool = False, resume: Path | None = None) -> BenchReport:
+    """Run the benchmark ``name`` (one of :func:`available_benchmarks`).
+
+    ``resume``: a file where a long benchmark saves its finished parts and from which a
+    rerun continues; only benchmarks whose ``run`` takes ``resume`` accept it.
+    """
+    from inversa.core.errors import InputError
+
+    module = _module(name)
+    if resume is None:
+        return module.run(quick=quick)
+    if "resume" not in inspect.signature(module.run).parameters:
+        raise InputError(resume, f"benchmark {name!r} cannot resume (it runs in one piece)")
+    return module.run(quick=quick, resume=resume)
 
 
 def benchmark_figures(name: str, values: dict, out_dir: Path, *, force: bool = False) -> list[Path]:

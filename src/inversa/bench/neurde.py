@@ -9,9 +9,10 @@ In one run:
   1000 steps on every tube (stability, plus Lax's problem as out-of-distribution);
 - timings on the paper's 3001 x 5 = 15,005-cell Sod 2 grid: a Newton step, a neural
   step, the Newton equilibrium alone (warm-started, as inside a run), the network alone,
-  and the exact closed-form equilibrium; 1 and 2 threads;
-- the cylinder: Newton run to a steady bow shock (radius 10, 1500 steps), stand-off
-  against Billig.
+  the exact closed-form equilibrium, and the step with a free equilibrium (the part every
+  solver pays, which bounds the step speed-up any network can give); 1 and 2 threads;
+- the cylinder: Newton and its own network run to a steady bow shock (radius 10, 1500
+  steps, every neural step checked), stand-off against Billig.
 
 The tube runs use one grid row: the tubes are uniform in y with periodic rows, so one
 row gives the same populations as five (checked in the tests) at a fifth of the cost.
@@ -42,6 +43,7 @@ from inversa.neurde import (
     shock_position,
     simulate,
     standoff_distance,
+    validate_state,
 )
 
 __all__ = ["run"]
@@ -98,6 +100,40 @@ def _neural_rollout(case, net, start: LBState, steps: int) -> tuple[LBState | No
     return final, steps
 
 
+def _given(G_eq: torch.Tensor):
+    """Return a G equilibrium that costs nothing: ``G_eq`` whatever the state."""
+
+    def equilibrium(rho, ux, uy, T, *, config, guess, step):
+        return G_eq, None
+
+    return equilibrium
+
+
+def _neural_cylinder(case, net, steps: int):
+    """Roll the cylinder's network out from t = 0 in float32, checking every step.
+
+    Returns ``(fields (4, H, W) float64 or None, steps completed, failure or None)``;
+    a failure names the check, the step, the cell and the cell's state.
+    """
+    s = case.initial_state()
+    state = LBState(F=s.F.float(), G=s.G.float())
+    eq, lb = NeuralEquilibrium(net), case.config
+    names = ("rho", "ux", "uy", "T")
+    with torch.no_grad():
+        for _ in range(steps):
+            state = lb_step(state, config=lb, equilibrium=eq, boundary=case.boundary)
+            fields = macroscopic(state.F, state.G, gamma=lb.gamma, shift=lb.shift)
+            try:
+                validate_state(*fields, gamma=lb.gamma, shift=lb.shift, step=state.step)
+            except ConvergenceError as exc:
+                y, x = exc.cell
+                at = ", ".join(
+                    f"{n} {float(f[y, x]):.4g}" for n, f in zip(names, fields, strict=True)
+                )
+                return None, state.step - 1, f"{exc}: {at}"
+    return torch.stack(fields).double(), steps, None
+
+
 def _timings(report: BenchReport, net, *, threads: int) -> None:
     v = report.values
     case = make_case("sod2")
@@ -134,6 +170,21 @@ def _timings(report: BenchReport, net, *, threads: int) -> None:
                 repeat=5,
             )
             t_neural_eq = best_time(lambda: net(*f32), repeat=5)
+            # The step with a free G equilibrium (its values given): streaming, moments,
+            # F equilibrium, collisions and boundaries, the part every solver pays.
+            g64, _ = eq(rho, ux, uy, T, config=case.config, guess=state.multipliers, step=None)
+            t_shared = best_time(
+                lambda: lb_step(
+                    state, config=case.config, equilibrium=_given(g64), boundary=case.boundary
+                ),
+                repeat=5,
+            )
+            t_shared32 = best_time(
+                lambda: lb_step(
+                    s32, config=case.config, equilibrium=_given(g64.float()), boundary=case.boundary
+                ),
+                repeat=5,
+            )
     finally:
         torch.set_num_threads(before)
     suffix = "" if threads == 1 else f"_{threads}threads"
@@ -144,6 +195,12 @@ def _timings(report: BenchReport, net, *, threads: int) -> None:
     v[f"closed_form_equilibrium_s{suffix}"] = t_closed
     v[f"equilibrium_speedup{suffix}"] = t_newton_eq / t_neural_eq
     v[f"step_speedup{suffix}"] = t_newton_step / t_neural_step
+    v[f"shared_step_s{suffix}"] = t_shared
+    v[f"shared_step_s_float32{suffix}"] = t_shared32
+    # The step speed-up a network of zero cost would give (Amdahl's bound).
+    v[f"step_speedup_bound{suffix}"] = t_newton_step / t_shared
+    # The same for the float32 step the network runs in (it also gains from the dtype).
+    v[f"step_speedup_bound_float32{suffix}"] = t_newton_step / t_shared32
     tag = f" ({threads} thread{'s' if threads > 1 else ''})"
     report.compare(
         "Newton step, float64" + tag, t_newton_step, PEER_STEP_S if threads == 1 else None
@@ -156,6 +213,7 @@ def _timings(report: BenchReport, net, *, threads: int) -> None:
         "network G equilibrium" + tag, t_neural_eq, PEER_NET_EQ_S if threads == 1 else None
     )
     report.compare("closed-form G equilibrium" + tag, t_closed, None)
+    report.compare("step without the G equilibrium, float64" + tag, t_shared, None)
 
 
 def run(*, quick: bool = False) -> BenchReport:
@@ -212,18 +270,10 @@ def _run(*, quick: bool) -> BenchReport:
         v["shock_position_error_cells"] = float("nan")
     v["neural_rollout_completed_steps"] = done
     stable = {}
-    for name in ("sod1", "sod2", "lax", "cylinder"):
-        try:
-            case_net, _ = load_equilibrium("sod2" if name == "lax" else name)
-        except Exception:
-            stable[name] = "no weights"
-            continue
-        if name == "cylinder":
-            case = make_case("cylinder", scale=0.5 if quick else 1.0)
-            start = case.initial_state()
-        else:
-            case = runs[name][0]
-            start = runs[name][1][0]
+    for name in ("sod1", "sod2", "lax"):
+        case_net, _ = load_equilibrium("sod2" if name == "lax" else name)
+        case = runs[name][0]
+        start = runs[name][1][0]
         final, done = _neural_rollout(case, case_net, start, t_end)
         stable[name] = done
         if name == "lax" and final is not None:
@@ -231,19 +281,9 @@ def _run(*, quick: bool) -> BenchReport:
             v["density_rel_l2_neural_vs_newton_lax"] = float(
                 (_rho(case, final) - lax_ref).norm() / lax_ref.norm()
             )
-    v["stable_steps_per_case"] = stable
-    # Cases rolled out with their own weights; Lax's problem (sod2's weights) is the
-    # out-of-distribution test and is reported on its own.
-    own = [s for k, s in stable.items() if k != "lax" and isinstance(s, int)]
-    v["stable_steps"] = min(own)
-    v["stable_steps_ood_lax"] = stable["lax"]
-    # 3. Timings on the paper's grid.
-    _timings(report, net, threads=1)
-    if not quick:
-        _timings(report, net, threads=2)
-    v["threads"] = 1
-    # 4. Cylinder: bow-shock stand-off (Newton) against Billig's correlation.
-    # Cut for 2 shared cores: radius 10 on a 140 x 120 grid (the paper: radius 20 on 500 x 300).
+    # 3. Cylinder: bow-shock stand-off against Billig's correlation, Newton and neural
+    # (its own weights, from t = 0). Cut for 2 shared cores: radius 10 on a 140 x 120
+    # grid, where the shipped network was trained (the paper: radius 20 on 500 x 300).
     cyl = make_case("cylinder", scale=0.25 if quick else 0.5)
     cyl_steps = 300 if quick else 1500
     res = run_case(cyl, steps=cyl_steps)
@@ -258,5 +298,33 @@ def _run(*, quick: bool) -> BenchReport:
         standoff_billig_over_radius=billig,
         standoff_rel_error=abs(standoff - billig) / billig,
     )
-    report.compare("stand-off / radius vs Billig", standoff, billig, unit="r")
+    report.compare("stand-off / radius vs Billig (Newton)", standoff, billig, unit="r")
+    cyl_net, _ = load_equilibrium("cylinder")
+    t0 = time.perf_counter()
+    nn_fields, done, failure = _neural_cylinder(cyl, cyl_net, cyl_steps)
+    v["cylinder_neural_run_s"] = time.perf_counter() - t0
+    stable["cylinder"] = done
+    if failure is None:
+        standoff_nn = standoff_distance(nn_fields[0], case=cyl)
+        ref = res.fields[0]
+        v["density_rel_l2_neural_vs_newton_cylinder"] = float(
+            (nn_fields[0] - ref).norm() / ref.norm()
+        )
+    else:
+        standoff_nn = float("nan")
+        v["cylinder_neural_failure"] = failure
+    v["standoff_over_radius_neural"] = standoff_nn
+    v["standoff_rel_error_neural"] = abs(standoff_nn - billig) / billig
+    report.compare("stand-off / radius vs Billig (neural)", standoff_nn, billig, unit="r")
+
+    v["stable_steps_per_case"] = stable
+    # Cases rolled out with their own weights; Lax's problem (sod2's weights) is the
+    # out-of-distribution test and is reported on its own.
+    v["stable_steps"] = min(n for k, n in stable.items() if k != "lax")
+    v["stable_steps_ood_lax"] = stable["lax"]
+    # 4. Timings on the paper's grid.
+    _timings(report, net, threads=1)
+    if not quick:
+        _timings(report, net, threads=2)
+    v["threads"] = 1
     return report

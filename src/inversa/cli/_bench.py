@@ -21,6 +21,11 @@ def bench(
     from_json: Path = typer.Option(
         None, "--from-json", help="Redraw --figures from a saved --json file; do not rerun."
     ),
+    resume: Path = typer.Option(
+        None,
+        "--resume",
+        help="Save finished parts to this file and continue from it when rerun (long runs).",
+    ),
     force: bool = Force,
 ) -> None:
     """Reproduce a method's headline experiment beside its peers and print the ratios."""
@@ -41,7 +46,7 @@ def bench(
         return
     if json_path is not None and json_path.exists() and not force:
         raise OutputExistsError(json_path)
-    report = run_benchmark(name, quick=quick)
+    report = run_benchmark(name, quick=quick, resume=resume)
     report.print()
     if json_path is not None:
         report.write_json(json_path, force=force)

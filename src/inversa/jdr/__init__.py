@@ -10,7 +10,7 @@ from inversa.jdr._algorithm import JDRConfig, JDRResult, alignment, jdr
 from inversa.jdr._baselines import digl, fosr
 from inversa.jdr._csbm import csbm, csbm_parameters
 from inversa.jdr._io import read_graph, write_graph
-from inversa.jdr._models import GCN, GPRGNN
+from inversa.jdr._models import GCN, GPRGNN, gcn_operator
 from inversa.jdr._search import search_jdr
 from inversa.jdr._train import (
     SPLITS,
@@ -37,6 +37,7 @@ __all__ = [
     "digl",
     "evaluate",
     "fosr",
+    "gcn_operator",
     "jdr",
     "random_split",
     "read_graph",

@@ -52,6 +52,8 @@ class NeurdeTrainConfig:
         Adam learning rates of the two stages.
     width, depth, features
         Network size (the paper: 64, 4, 64 for Sod; width 32 for the cylinder).
+    scale
+        Grid scale of the case when it is given by name (see `make_case`).
     seed
         Seed of the initial weights and of every batch.
     """
@@ -67,6 +69,7 @@ class NeurdeTrainConfig:
     width: int = 64
     depth: int = 4
     features: int = 64
+    scale: float = 1.0
     seed: int = 0
 
 
@@ -119,6 +122,24 @@ def _in_range(c: torch.Tensor, lb) -> torch.Tensor:
     )
 
 
+def _equilibrium_states(case: Case, F: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """States ``(N, 4)`` = ``(rho, ux, uy, T)`` at which the solver evaluates ``G_eq``.
+
+    These are the fields of every cell of the populations ``F, G (..., 9, H, W)``,
+    except solid cells: they relax to the equilibrium at rest and at the wall
+    temperature (see `collide`), which then streams into the fluid, so the network
+    must fit that state rather than the cell's own.
+    """
+    lb = case.config
+    rho, ux, uy, T = macroscopic(F.double(), G.double(), gamma=lb.gamma, shift=lb.shift)
+    if case.boundary.obstacle is not None:
+        solid = case.boundary.obstacle.expand_as(rho)
+        ux = torch.where(solid, 0.0, ux)
+        uy = torch.where(solid, 0.0, uy)
+        T = torch.where(solid, case.boundary.wall_temperature, T)
+    return torch.stack([f.flatten() for f in (rho, ux, uy, T)]).T.float()
+
+
 def _relative(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((a - b) ** 2).sum() / (b**2).sum()
 
@@ -135,7 +156,7 @@ def train_equilibrium(
     Parameters
     ----------
     case
-        A `Case` or its name.
+        A `Case`, or its name (built at the grid scale ``config.scale``).
     config
         Training settings (defaults: `NeurdeTrainConfig()`).
     progress
@@ -148,8 +169,8 @@ def train_equilibrium(
     tuple
         ``(network, summary)``; the summary holds the final losses of both stages.
     """
-    case = make_case(case) if isinstance(case, str) else case
     cfg = config or NeurdeTrainConfig()
+    case = make_case(case, scale=cfg.scale) if isinstance(case, str) else case
     if cfg.unroll >= cfg.window:
         raise InputError(None, "the unroll must be shorter than the training window")
     if trajectory is None:
@@ -157,12 +178,7 @@ def train_equilibrium(
         trajectory = reference_trajectory(case, steps=cfg.window, rows=rows)
     traj_F, traj_G = trajectory
     lb = case.config
-    rho, ux, uy, T = macroscopic(traj_F.double(), traj_G.double(), gamma=lb.gamma, shift=lb.shift)
-    if case.boundary.obstacle is not None:  # solid cells never see the network's equilibrium
-        keep = ~case.boundary.obstacle.expand_as(rho)
-    else:
-        keep = torch.ones_like(rho, dtype=torch.bool)
-    cells = torch.stack((rho[keep], ux[keep], uy[keep], T[keep])).T.float()  # (N, 4)
+    cells = _equilibrium_states(case, traj_F, traj_G)
     # Uniform regions put most samples on a few points, where the value is learned but
     # not the slope; the solver's stability depends on the slope. Each batch therefore
     # perturbs the visited states a little and solves Newton for them afresh.

@@ -73,6 +73,8 @@ class SeisLMConfig:
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.layers < 1:
+            raise InputError(None, "layers must be at least 1")
         if self.hidden % self.heads or self.hidden % self.pos_groups:
             raise InputError(None, "hidden must be divisible by heads and pos_groups")
         if self.codevector_dim % self.groups:
@@ -100,7 +102,7 @@ CONFIGS: dict[str, SeisLMConfig] = {
         conv_channels=64,
         hidden=64,
         layers=2,
-        heads=4,
+        heads=2,
         ffn=256,
         pos_kernel=32,
         pos_groups=8,
@@ -109,6 +111,63 @@ CONFIGS: dict[str, SeisLMConfig] = {
         gumbel_decay=0.998,
     ),
 }
+
+
+class _GumbelQuantize(torch.autograd.Function):
+    """Training-mode quantiser from logits, with a hand-written backward.
+
+    Forward: ``soft = softmax((logits + gumbel(u)) / tau)``; codes are the codevectors of
+    ``argmax(soft)`` with the straight-through gradient of ``(hard - soft.detach() + soft)
+    @ book``; the perplexity is that of ``softmax(logits)`` averaged over the frames. The
+    backward is the one autograd derives from those formulas, in fewer passes over the
+    ``(n, groups, entries)`` tensors (the quantiser was a fifth of a tiny-config step):
+    the gradient to the soft assignments is one block-diagonal matrix product instead of a
+    batched one through transposed copies, the lookup replaces the dense one-hot products,
+    and both softmax backwards use PyTorch's fused kernel.
+    """
+
+    @staticmethod
+    def forward(
+        ctx, logits: torch.Tensor, book: torch.Tensor, u: torch.Tensor, tau: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # logits, u: (n, g, v) (u is overwritten); book: (g, v, d)
+        groups = torch.arange(book.shape[0], device=book.device)
+        # (logits + gumbel) / tau with gumbel = -log(-log(u)), in place (bit for bit the same)
+        # as (log(-log(u)) - logits) / -tau
+        y = u.clamp_(1e-10, 1.0 - 1e-7).log_().neg_().log_().sub_(logits).div_(-tau)
+        soft = torch.softmax(y, dim=-1)
+        index = soft.argmax(-1)  # (n, g)
+        codes = book[groups, index]  # (n, g, d)
+        p = torch.softmax(logits.float(), dim=-1)
+        avg = p.mean(0)
+        entropy = -(avg * torch.log(avg + 1e-7)).sum(-1)  # (g,)
+        perplexity = torch.exp(entropy).sum()
+        ctx.save_for_backward(soft, p, book, index, avg, entropy)
+        ctx.tau = tau
+        ctx.mark_non_differentiable(index)
+        return codes, perplexity, index
+
+    @staticmethod
+    def backward(
+        ctx, grad_codes: torch.Tensor, grad_perplexity: torch.Tensor, _: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+        soft, p, book, index, avg, entropy = ctx.saved_tensors
+        n, g, v = soft.shape
+        # straight-through: d soft[n, g, :] = book[g] @ grad_codes[n, g]
+        blocks = torch.block_diag(*book.transpose(1, 2))  # (g * d, g * v)
+        grad_soft = (grad_codes.reshape(n, -1) @ blocks).view(n, g, v)
+        # softmax backward s * (g - <g, s>) in one fused pass (the kernel autograd itself uses)
+        grad = torch._softmax_backward_data(grad_soft, soft, -1, soft.dtype).div_(ctx.tau)
+        # perplexity = sum_g exp(H_g), H_g = -sum_v avg log(avg + eps), avg = mean_n p
+        eps = 1e-7
+        grad_avg = -(grad_perplexity * torch.exp(entropy))[:, None] * (
+            torch.log(avg + eps) + avg / (avg + eps)
+        )
+        grad_p = (grad_avg / n).expand_as(p)  # the same for every frame
+        grad.add_(torch._softmax_backward_data(grad_p, p, -1, p.dtype))
+        group = torch.arange(g, device=book.device).expand_as(index)
+        grad_book = torch.zeros_like(book).index_put_((group, index), grad_codes, accumulate=True)
+        return grad, grad_book, None, None
 
 
 class GumbelQuantizer(nn.Module):
@@ -145,22 +204,35 @@ class GumbelQuantizer(nn.Module):
             and the chosen entries ``(n, groups)``.
         """
         n = x.shape[0]
-        logits = self.weight_proj(x).view(n * self.groups, self.entries)
-        if self.training:
-            u = torch.rand(logits.shape, generator=generator).to(logits.device, logits.dtype)
-            gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
-            soft = F.softmax((logits + gumbel) / tau, dim=-1)
-            hard = F.one_hot(soft.argmax(-1), self.entries).to(soft.dtype)
-            probs = hard - soft.detach() + soft  # straight-through
-        else:
-            probs = F.one_hot(logits.argmax(-1), self.entries).to(logits.dtype)
-        avg = F.softmax(logits.float(), dim=-1).view(n, self.groups, self.entries).mean(0)
-        perplexity = torch.exp(-(avg * torch.log(avg + 1e-7)).sum(-1)).sum()
-        index = probs.detach().argmax(-1).view(n, self.groups)
-        probs = probs.view(n, self.groups, self.entries)
+        logits = self.weight_proj(x).view(n, self.groups, self.entries)
         book = self.codevectors.view(self.groups, self.entries, -1)
-        codes = torch.einsum("ngv,gvd->ngd", probs, book).reshape(n, -1)
+        if self.training:
+            u = torch.rand((n * self.groups, self.entries), generator=generator)
+            u = u.to(logits.device, logits.dtype).view_as(logits)
+            codes, perplexity, index = _GumbelQuantize.apply(logits, book, u, tau)
+        else:
+            index = logits.argmax(-1)
+            codes = book[torch.arange(self.groups, device=x.device), index]
+            avg = F.softmax(logits.float(), dim=-1).mean(0)
+            perplexity = torch.exp(-(avg * torch.log(avg + 1e-7)).sum(-1)).sum()
+        codes = codes.reshape(n, -1)
         return codes, perplexity, index
+
+
+def _fft_size(n: int) -> int:
+    """Smallest ``2**a * 3**b * 5**c >= n``.
+
+    Fast for pocketFFT and cuFFT, and fewer frequencies to mix than the next power of two
+    (800 instead of 1024 for 749 frames and a kernel of 32).
+    """
+    while True:
+        r = n
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return n
+        n += 1
 
 
 def grouped_conv_fft(
@@ -191,7 +263,7 @@ def grouped_conv_fft(
     b, ch, t = x.shape
     k = weight.shape[-1]
     pad = k // 2
-    n = 1 << (t + k - 1 - 1).bit_length()
+    n = _fft_size(t + k - 1)
     cg = ch // groups
     xf = torch.fft.rfft(x.view(b, groups, cg, t), n=n)  # (b, g, in, f)
     wf = torch.fft.rfft(weight.flip(-1).view(groups, cg, cg, k), n=n)  # (g, out, in, f)
@@ -200,8 +272,38 @@ def grouped_conv_fft(
     return y if bias is None else y + bias[:, None]
 
 
+class _Dropout(nn.Module):
+    """Dropout whose CPU mask comes from 16-bit random words (``p`` to within 2**-16).
+
+    ``F.dropout`` on CPU draws one Mersenne-Twister number per element; one 64-bit draw
+    gives four 16-bit words here, and forward + backward of an ``(8, 749, 64)`` dropout
+    (seven per tiny-config pretraining step) take 2.6 ms instead of 5.8 ms on one core.
+    Elsewhere (CUDA) it is ``F.dropout``.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)
+        n = x.numel()
+        # four uniform 16-bit words per uniform 64-bit draw
+        words = torch.empty(-(-n // 4), dtype=torch.int64).random_(-(2**63), None)
+        threshold = round(self.p * 65536) - 32768
+        keep = words.view(torch.int16)[:n].view(x.shape) >= threshold
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+
+
 class _Block(nn.Module):
     """Post-norm transformer block (wav2vec2 base) on `F.scaled_dot_product_attention`.
+
+    It can compute its output at chosen frames only (``select``): pretraining scores the
+    masked frames alone, so the last block skips the queries, residuals and feed-forward
+    of the others (about half the frames), with the same result at the chosen ones.
 
     No dropout on the attention weights: it would force the unfused attention path,
     which materialises every ``frames x frames`` matrix. No dropout inside the
@@ -217,12 +319,24 @@ class _Block(nn.Module):
         self.norm1 = nn.LayerNorm(c.hidden)
         self.ffn = nn.Sequential(nn.Linear(c.hidden, c.ffn), nn.GELU(), nn.Linear(c.ffn, c.hidden))
         self.norm2 = nn.LayerNorm(c.hidden)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = _Dropout(c.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, frames, hidden)`` -> same, or ``(batch, m, hidden)`` at frames ``select``.
+
+        ``select`` ``(batch, m)`` frame indices: only these frames are queries (and get
+        the residual and feed-forward parts); every frame is still a key and a value.
+        """
         b, t, h = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, h)
+        d = h // self.heads
+        if select is None:
+            q, k, v = self.qkv(x).view(b, t, 3, self.heads, d).permute(2, 0, 3, 1, 4)
+        else:
+            w, bias = self.qkv.weight, self.qkv.bias
+            k, v = F.linear(x, w[h:], bias[h:]).view(b, t, 2, self.heads, d).permute(2, 0, 3, 1, 4)
+            x = x.gather(1, select[..., None].expand(-1, -1, h))
+            q = F.linear(x, w[:h], bias[:h]).view(b, -1, self.heads, d).transpose(1, 2)
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, -1, h)
         x = self.norm1(x + self.dropout(self.out(a)))
         return self.norm2(x + self.dropout(self.ffn(x)))
 
@@ -255,7 +369,7 @@ class SeisLM(nn.Module):
         )
         self.encoder_norm = nn.LayerNorm(c.hidden)
         self.transformer = nn.Sequential(*(_Block(c) for _ in range(c.layers)))
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = _Dropout(c.dropout)
         self.quantizer = GumbelQuantizer(c.conv_channels, c)
         self.project_q = nn.Linear(c.codevector_dim, c.proj_dim)
         self.project_hid = nn.Linear(c.hidden, c.proj_dim)
@@ -266,27 +380,47 @@ class SeisLM(nn.Module):
             raise InputError(None, f"expected waveforms (batch, 3, samples), got {tuple(x.shape)}")
         return self.feature_norm(self.feature_encoder(x).transpose(1, 2))
 
-    def contextualize(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Run the transformer: ``(batch, frames, hidden)``; masked frames get the mask vector."""
+    def contextualize(
+        self,
+        feats: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        select: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run the transformer: ``(batch, frames, hidden)``; masked frames get the mask vector.
+
+        With ``select`` ``(batch, m)`` (frame indices) only those frames' embeddings
+        ``(batch, m, hidden)`` are returned, and the last block computes only them.
+        """
         h = self.dropout(self.feature_projection(feats))
         if mask is not None:
             h = torch.where(mask[..., None], self.mask_embedding.to(h.dtype), h)
         conv = self.pos_conv
         pos = grouped_conv_fft(h.transpose(1, 2), conv.weight, conv.bias, groups=conv.groups)
         h = self.dropout(self.encoder_norm(h + F.gelu(pos).transpose(1, 2)))
-        return self.transformer(h)
+        *blocks, last = self.transformer
+        for block in blocks:
+            h = block(h)
+        return last(h, select)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, with_features: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        with_features: bool = False,
+        select: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Contextual frame embeddings ``(batch, frames, hidden)`` of ``(batch, 3, samples)``.
 
         ``mask`` ``(batch, frames)`` replaces frames by the mask embedding; with
         ``with_features`` the conv features ``(batch, frames, conv_channels)`` are returned
-        too (pretraining quantises them), so that one forward call serves DDP.
+        too (pretraining quantises them), so that one forward call serves DDP. ``select``
+        ``(batch, m)`` (frame indices) returns only those frames, ``(batch, m, hidden)``:
+        pretraining needs the masked frames only, and the last block then skips the rest.
         """
         feats = self.features(x)
-        hidden = self.contextualize(feats, mask)
+        hidden = self.contextualize(feats, mask, select=select)
         return (hidden, feats) if with_features else hidden
 
 
@@ -344,12 +478,13 @@ def pretraining_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Masked-span contrastive loss plus diversity loss for a batch of windows.
 
-    Only masked frames enter the loss. Per window, the masked frames' predictions and
+    Only masked frames enter the loss, so the encoder's last block computes only them
+    (`SeisLM.forward` with ``select``). Per window, the masked frames' predictions and
     quantised targets are packed into ``(batch, M, proj_dim)`` (M: most masked frames in a
     window) and scored with one batched matrix product ``(batch, M, M)``; each frame's
-    positive and its ``negatives`` sampled negatives are then gathered from it. The public
-    code instead builds a ``(1 + K, batch, frames, dim)`` candidate tensor over all frames
-    and takes cosine similarities over it, which is where its time goes.
+    positive and its ``negatives`` sampled negatives are then gathered from its row. The
+    public code instead builds a ``(1 + K, batch, frames, dim)`` candidate tensor over all
+    frames and takes cosine similarities over it, which is where its time goes.
 
     Parameters
     ----------
@@ -374,23 +509,31 @@ def pretraining_loss(
     mask = compute_mask(b, t, prob=c.mask_prob, span=c.mask_span, generator=generator)
     neg = sample_negatives(mask, negatives=c.negatives, generator=generator).to(x.device)
     mask = mask.to(x.device)
-    hidden, feats = model(x, mask, with_features=True)
+    row, col = mask.nonzero().unbind(1)
+    rank = (mask.cumsum(1) - 1)[mask]
+    m = int(mask.sum(1).max())
+    flat = row * m + rank  # the masked frames' rows in the packed (b * m) layout
+    # the masked frames of each window, packed to (b, m); padding points at frame 0
+    select = torch.zeros(b * m, dtype=torch.long, device=x.device).index_copy_(0, flat, col)
+    packed_h, feats = model(x, mask, with_features=True, select=select.view(b, m))
     tau = c.gumbel_temperature(step)
     codes, perplexity, idx = net.quantizer(net.dropout(feats[mask]), tau=tau, generator=generator)
     targets = F.normalize(net.project_q(codes), dim=-1)  # (n, P)
-    preds = F.normalize(net.project_hid(hidden[mask]), dim=-1)  # (n, P)
-    row = mask.nonzero()[:, 0]
-    rank = (mask.cumsum(1) - 1)[mask]
-    m = int(mask.sum(1).max())
-    packed_t = targets.new_zeros(b, m, targets.shape[1]).index_put((row, rank), targets)
-    packed_p = preds.new_zeros(b, m, preds.shape[1]).index_put((row, rank), preds)
-    sim = torch.bmm(packed_p, packed_t.transpose(1, 2)) / c.temperature  # (b, m, m)
-    pos = sim[row, rank, rank][:, None]
-    negs = sim[row[:, None], rank[:, None], neg]  # (n, K)
+    packed_t = targets.new_zeros(b * m, targets.shape[1]).index_copy(0, flat, targets)
+    # padded rows of packed_p are finite but never gathered below: no loss, no gradient
+    packed_p = F.normalize(net.project_hid(packed_h), dim=-1)  # (b, m, P)
+    sim = torch.bmm(packed_p, packed_t.view(b, m, -1).transpose(1, 2)).view(b * m, m)
+    # per masked frame: its positive (itself) and its negatives, gathered from its row
+    cols = torch.cat([rank[:, None], neg], dim=1)  # (n, 1 + K)
+    packed_cols = cols.new_zeros(b * m, cols.shape[1]).index_copy_(0, flat, cols)
+    logits = sim.gather(1, packed_cols)[flat] / c.temperature
     # a negative with the same code as the positive is no negative
-    packed_i = idx.new_zeros(b, m, idx.shape[1]).index_put((row, rank), idx)
-    same = (packed_i[row[:, None], neg] == idx[:, None]).all(-1)
-    logits = torch.cat([pos, negs.masked_fill(same, float("-inf"))], dim=1)
+    # one integer per code (entries ** groups is far below 2 ** 63 for any real config)
+    code = (idx * c.entries ** torch.arange(c.groups, device=x.device)).sum(1)  # (n,)
+    packed_code = code.new_zeros(b * m).index_copy_(0, flat, code)
+    same = packed_code[(row * m)[:, None] + cols] == code[:, None]
+    same[:, 0] = False
+    logits = logits.masked_fill(same, float("-inf"))
     target = torch.zeros(len(logits), dtype=torch.long, device=x.device)
     contrastive = F.cross_entropy(logits, target)
     n_codes = c.groups * c.entries

@@ -148,7 +148,7 @@ def pretrain(
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01, fused=True)
 
     def loss_fn(step: int):
         g = torch.Generator().manual_seed(config.seed + step * world + rank)
