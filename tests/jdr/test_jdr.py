@@ -250,6 +250,20 @@ def test_digl_gives_weighted_topk_graph(small):
     assert int(torch.bincount(out.edge_index[1]).max()) <= 16
 
 
+def test_search_space_reaches_the_public_tuned_settings():
+    from inversa.jdr._search import SEARCH_SPACE, _sample
+
+    rng = np.random.default_rng(0)
+    draws = [_sample(rng, JDRConfig(), 20) for _ in range(400)]
+    # The public cSBM settings: K up to 80, eta_A up to 1, features not denoised, L_A = 1.
+    assert max(c.iterations for c in draws) > 60 and min(c.iterations for c in draws) >= 1
+    assert max(c.eta_a for c in draws) > 0.9 and max(c.eta_x for c in draws) <= 1.0
+    assert {c.denoise_x for c in draws} == {True, False}
+    assert min(c.l_a for c in draws) == 1 and max(c.l_a for c in draws) <= SEARCH_SPACE["l"][1]
+    for c in draws:  # every draw is a valid configuration
+        assert 0.0 <= c.eta_a <= 1.0 and c.offset in (0, 1)
+
+
 def test_search_uses_validation_only(small):
     cfg, val = search_jdr(small, trials=2, splits=1, train=TrainConfig(max_epochs=20, patience=10))
     assert isinstance(cfg, JDRConfig) and 0 <= val <= 100

@@ -10,21 +10,37 @@ from inversa.core.errors import InputError
 from inversa.jdr._algorithm import JDRConfig
 from inversa.jdr._train import TrainConfig, evaluate
 
-__all__ = ["search_jdr"]
+__all__ = ["SEARCH_SPACE", "search_jdr"]
+
+
+#: The search space. It spans the public code's tuned cSBM settings, which include
+#: K = 80, a single eigenvector moved all the way (L_A = 1, eta_A = 1) and no feature
+#: denoising; a narrower space (K <= 20, eta <= 0.6, features always denoised) missed them.
+SEARCH_SPACE = {
+    "iterations": (1, 80),
+    "l": (1, 20),
+    "eta": (0.0, 1.0),
+    "eta_x2": (0.0, 1.0),
+    "denoise_x": (False, True),
+    "abs_ordering": (False, True),
+    "offset": (0, 1),
+}
 
 
 def _sample(rng: np.random.Generator, base: JDRConfig, max_l: int) -> JDRConfig:
-    hi = max(1, min(max_l, 20))
+    space = SEARCH_SPACE
+    hi = max(1, min(max_l, space["l"][1]))
     return dataclasses.replace(
         base,
-        iterations=int(rng.integers(1, 21)),
-        l_a=int(rng.integers(1, hi + 1)),
-        l_x=int(rng.integers(1, hi + 1)),
-        eta_a=float(rng.uniform(0.0, 0.6)),
-        eta_x=float(rng.uniform(0.0, 0.6)),
-        eta_x2=float(rng.uniform(0.0, 1.0)),
-        abs_ordering=bool(rng.integers(0, 2)),
-        offset=int(rng.integers(0, 2)),
+        iterations=int(rng.integers(space["iterations"][0], space["iterations"][1] + 1)),
+        l_a=int(rng.integers(space["l"][0], hi + 1)),
+        l_x=int(rng.integers(space["l"][0], hi + 1)),
+        eta_a=float(rng.uniform(*space["eta"])),
+        eta_x=float(rng.uniform(*space["eta"])),
+        eta_x2=float(rng.uniform(*space["eta_x2"])),
+        denoise_x=space["denoise_x"][int(rng.integers(0, 2))],
+        abs_ordering=space["abs_ordering"][int(rng.integers(0, 2))],
+        offset=int(rng.integers(space["offset"][0], space["offset"][1] + 1)),
     )
 
 
@@ -38,7 +54,10 @@ def search_jdr(
     base: JDRConfig | None = None,
     seed: int = 0,
 ) -> tuple[JDRConfig, float]:
-    """Random search over (K, L_A, L_X, eta_A, eta_X, eta_X2, ordering, offset).
+    """Random search of the JDR parameters within :data:`SEARCH_SPACE`.
+
+    K, L_A, L_X, eta_A, eta_X, eta_X2, feature denoising on/off, ordering and offset
+    are drawn at random.
 
     Each candidate rewires ``data`` and is scored by the mean *validation* accuracy of
     the downstream model over ``splits`` random splits; test labels are never used.
