@@ -110,6 +110,18 @@ def test_jdr_bench_resumes_finished_phis_and_refuses_other_settings(tmp_path, mo
     assert report.values["acc_gcn_jdr"] == [51.0, 52.0, 53.0]
     assert report.values["mean_gain_abs_phi_le_half"] == 1.0
 
+    # Workers on disjoint phis share one file; their rows merge.
+    import inversa.bench.jdr as jb
+
+    shared = tmp_path / "shared.json"
+    settings = jb.sweep_settings(quick=True)
+    calls.clear()
+    jb.sweep(settings, resume=shared, only=[0.5])
+    jb.sweep(settings, resume=shared, only=[0.0, -0.5])
+    assert calls == [0.5, 0.0, -0.5]
+    assert sorted(jb.sweep(settings, resume=shared)) == ["+0.00", "+0.50", "-0.50"]
+    assert calls == [0.5, 0.0, -0.5]  # nothing recomputed
+
     saved = json.loads(resume.read_text())
     saved["settings"]["splits"] = 99
     resume.write_text(json.dumps(saved))

@@ -269,6 +269,19 @@ def test_search_uses_validation_only(small):
     assert isinstance(cfg, JDRConfig) and 0 <= val <= 100
 
 
+def test_search_scores_initial_candidates_first_on_validation(small):
+    train = TrainConfig(max_epochs=30, patience=10)
+    initial = [JDRConfig(iterations=1, l_a=2, l_x=2), JDRConfig(iterations=3, eta_a=0.9, l_a=1)]
+    vals = [
+        evaluate(JDR(config=c)(small), splits=1, config=train, seed=10_000).val_mean
+        for c in initial
+    ]
+    cfg, val = search_jdr(small, trials=0, splits=1, train=train, initial=initial)
+    assert val == max(vals) and cfg == initial[int(np.argmax(vals))]
+    with pytest.raises(InputError, match="at least one candidate"):
+        search_jdr(small, trials=0, splits=1, train=train)
+
+
 def test_low_rank_cap_keeps_strongest_directions():
     rng = np.random.default_rng(1)
     a = sp.random(60, 60, density=0.1, random_state=2)

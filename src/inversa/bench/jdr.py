@@ -2,10 +2,11 @@
 
 In one run:
 
-- accuracy vs phi: GCN on the raw cSBM, after JDR (parameters found by random search on
-  validation splits only), after DIGL (PPR alpha chosen on validation) and after FoSR
-  (number of added edges chosen on validation); mean test accuracy over random sparse
-  (2.5/2.5/95) splits with 95 % confidence intervals;
+- accuracy vs phi: GCN on the raw cSBM, after JDR (parameters chosen on validation
+  splits only, among the public code's tuned cSBM settings and random draws), after DIGL
+  (PPR alpha chosen on validation) and after FoSR (number of added edges chosen on
+  validation); mean test accuracy over random sparse (2.5/2.5/95) splits with 95 %
+  confidence intervals;
 - speed: JDR on the n = 5000, F = 2000 cSBM with the paper's largest tuned iteration
   count for phi = -0.5 (K = 50; quick: a 2000-node graph);
 - scaling: time and peak memory of the truncated path on sparse cSBM graphs of growing n,
@@ -256,7 +257,14 @@ def _phi_row(
 ) -> dict:
     """Accuracies of the four variants and the chosen settings at one phi."""
     data = csbm(n_nodes=n, n_features=f, avg_degree=5, phi=phi, seed=100 + index)
-    cfg, _ = search_jdr(data, trials=trials, splits=search_splits, train=train, seed=index)
+    cfg, _ = search_jdr(
+        data,
+        trials=trials,
+        splits=search_splits,
+        train=train,
+        initial=list(PAPER_CONFIGS.values()),
+        seed=index,
+    )
     alpha = _pick(
         data, DIGL_ALPHAS, lambda d, a: digl(d, alpha=a), train=train, splits=search_splits
     )
@@ -278,8 +286,10 @@ def _phi_row(
         a = evaluate(d, splits=splits, config=train, seed=0)
         row[key] = round(a.mean, 2)
         row[f"ci95_{key}"] = round(a.ci95, 2)
+    public = [p for p, c in PAPER_CONFIGS.items() if c == cfg]
     row["config"] = {
         "phi": phi,
+        "source": "public phi=" + "/".join(map(str, public)) if public else "random",
         "K": cfg.iterations,
         "L_A": cfg.l_a,
         "L_X": cfg.l_x,
@@ -309,9 +319,95 @@ def _load_resume(path: Path, settings: dict) -> dict:
     return dict(saved.get("rows", {}))
 
 
-def _save_resume(path: Path, settings: dict, rows: dict) -> None:
-    with atomic_write(path, force=True) as tmp:
-        tmp.write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
+def _save_row(path: Path, settings: dict, key: str, row: dict) -> None:
+    """Add one row to the resume file, under a lock: workers on other phis may share it."""
+    import fcntl
+
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = _load_resume(path, settings)
+        rows[key] = row
+        with atomic_write(path, force=True) as tmp:
+            tmp.write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
+
+
+def sweep(settings: dict, *, resume: Path | None = None, only: list[float] | None = None) -> dict:
+    """Rows of the accuracy sweep, computing those not yet in ``resume``.
+
+    Parameters
+    ----------
+    settings
+        From :func:`sweep_settings`.
+    resume
+        JSON file of finished rows; each new row is added as soon as it is done. Several
+        processes may share the file if they compute different phis (``only``), e.g. one
+        single-threaded worker per core.
+    only
+        Compute only these phis (default: all of ``settings["phis"]``).
+
+    Returns
+    -------
+    dict
+        Rows keyed ``f"{phi:+.2f}"``: the file's and the new ones.
+    """
+    phis = settings["phis"]
+    rows = {} if resume is None else _load_resume(resume, settings)
+    wanted = phis if only is None else only
+    # Small |phi| first (the target's range), so that a partial run covers it; the seed
+    # of each phi's graph is its position in ``phis`` whatever the order.
+    todo = sorted(
+        (i for i, p in enumerate(phis) if p in wanted and f"{p:+.2f}" not in rows),
+        key=lambda i: abs(phis[i]),
+    )
+    for i in track(todo, description="JDR accuracy vs phi"):
+        key = f"{phis[i]:+.2f}"
+        rows[key] = _phi_row(
+            phis[i],
+            i,
+            n=settings["n"],
+            f=settings["f"],
+            splits=settings["splits"],
+            trials=settings["trials"],
+            search_splits=settings["search_splits"],
+            train=TrainConfig(**settings["train"]),
+        )
+        if resume is not None:
+            _save_row(resume, settings, key, rows[key])
+    if resume is not None:
+        rows = {**_load_resume(resume, settings), **rows}
+    return rows
+
+
+def sweep_settings(*, quick: bool = False) -> dict:
+    """Everything that fixes the accuracy sweep's rows (sizes, phis, search, training).
+
+    A resume file is only continued under equal settings; a second worker computing
+    other phis with :func:`_phi_row` under these settings gives rows that merge.
+    """
+    if quick:
+        n, f, phis, splits, trials, search_splits = 500, 250, [-0.5, 0.0, 0.5], 3, 1, 1
+        train = TrainConfig(max_epochs=150, patience=40)
+    else:
+        # 12 candidates per phi: the 5 public settings, then 7 random draws.
+        n, f, phis, splits, trials, search_splits = 5000, 2000, FULL_PHIS, 10, 7, 2
+        train = TrainConfig()
+    # Through JSON, so that settings compare equal to those read back from a file.
+    return json.loads(
+        json.dumps(
+            {
+                "n": n,
+                "f": f,
+                "phis": phis,
+                "splits": splits,
+                "trials": trials,
+                "search_splits": search_splits,
+                "train": dataclasses.asdict(train),
+                "search_space": {k: list(v) for k, v in SEARCH_SPACE.items()},
+                "digl_alphas": DIGL_ALPHAS,
+                "initial": [dataclasses.asdict(c) for c in PAPER_CONFIGS.values()],
+            }
+        )
+    )
 
 
 def run(*, quick: bool = False, resume: Path | None = None) -> BenchReport:
@@ -328,50 +424,20 @@ def run(*, quick: bool = False, resume: Path | None = None) -> BenchReport:
     """
     report = BenchReport(name="jdr", quick=quick)
     v = report.values
+    settings = sweep_settings(quick=quick)
+    n, f, phis = settings["n"], settings["f"], settings["phis"]
+    splits, trials = settings["splits"], settings["trials"]
     if quick:
-        n, f, phis, splits, trials, search_splits = 500, 250, [-0.5, 0.0, 0.5], 3, 3, 1
-        train = TrainConfig(max_epochs=150, patience=40)
         scaling_nodes = [1000, 10000]
         speed_n, speed_f = 1000, 400
     else:
-        n, f, splits, trials, search_splits = 5000, 2000, 10, 20, 2
-        phis = FULL_PHIS
-        train = TrainConfig()
         scaling_nodes = [1000, 10000, 30000, 100000, 1000000]
         speed_n, speed_f = 5000, 2000
     v.update(phis=phis, splits=splits, n_nodes=n, n_features=f, avg_degree=5, trials=trials)
-    settings = {
-        "n": n,
-        "f": f,
-        "splits": splits,
-        "trials": trials,
-        "search_splits": search_splits,
-        "train": dataclasses.asdict(train),
-        "search_space": {k: list(v) for k, v in SEARCH_SPACE.items()},
-        "digl_alphas": DIGL_ALPHAS,
-    }
-    rows = {} if resume is None else _load_resume(resume, settings)
+    rows = sweep(settings, resume=resume)
     acc = {k: [] for k in ("gcn", "gcn_jdr", "gcn_digl", "gcn_rewire_baseline")}
     ci = {k: [] for k in acc}
     configs = []
-    # Small |phi| first (the target's range), so that a partial run covers it; the seed
-    # of each phi's graph is its position in ``phis`` whatever the order.
-    todo = sorted(
-        (i for i, p in enumerate(phis) if f"{p:+.2f}" not in rows), key=lambda i: abs(phis[i])
-    )
-    for i in track(todo, description="JDR accuracy vs phi"):
-        rows[f"{phis[i]:+.2f}"] = _phi_row(
-            phis[i],
-            i,
-            n=n,
-            f=f,
-            splits=splits,
-            trials=trials,
-            search_splits=search_splits,
-            train=train,
-        )
-        if resume is not None:
-            _save_resume(resume, settings, rows)
     for phi in phis:
         row = rows[f"{phi:+.2f}"]
         for name in acc:
