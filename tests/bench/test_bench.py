@@ -121,6 +121,8 @@ def test_jdr_bench_resumes_finished_phis_and_refuses_other_settings(tmp_path, mo
     assert calls == [0.5, 0.0, -0.5]
     assert sorted(jb.sweep(settings, resume=shared)) == ["+0.00", "+0.50", "-0.50"]
     assert calls == [0.5, 0.0, -0.5]  # nothing recomputed
+    with pytest.raises(InputError, match="not in the sweep"):
+        jb.sweep(settings, resume=shared, only=[0.3])
 
     saved = json.loads(resume.read_text())
     saved["settings"]["splits"] = 99

@@ -353,6 +353,8 @@ def sweep(settings: dict, *, resume: Path | None = None, only: list[float] | Non
     phis = settings["phis"]
     rows = {} if resume is None else _load_resume(resume, settings)
     wanted = phis if only is None else only
+    if set(wanted) - set(phis):
+        raise InputError(None, f"phis {sorted(set(wanted) - set(phis))} not in the sweep {phis}")
     # Small |phi| first (the target's range), so that a partial run covers it; the seed
     # of each phi's graph is its position in ``phis`` whatever the order.
     todo = sorted(
