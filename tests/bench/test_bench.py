@@ -131,3 +131,13 @@ def test_jdr_bench_resumes_finished_phis_and_refuses_other_settings(tmp_path, mo
         run_benchmark("jdr", quick=True, resume=resume)
     with pytest.raises(InputError, match="cannot resume"):
         run_benchmark("tomography", quick=True, resume=resume)
+
+
+def test_jdr_scaling_peak_is_the_workers_own_not_its_parents():
+    import numpy as np
+
+    from inversa.bench.jdr import scaling
+
+    ballast = np.ones(150_000_000)  # 1.2 GB resident in the parent
+    peak = scaling([300])["scaling_peak_gb"][0]
+    assert ballast[-1] == 1.0 and 0.05 < peak < 1.0

@@ -116,8 +116,22 @@ def _scaling_point(n_nodes: int) -> tuple[float, float]:
     t0 = time.perf_counter()
     jdr(g.edge_index, g.x, config=SCALING_CONFIG)
     seconds = time.perf_counter() - t0
-    # ru_maxrss is in KiB on Linux: the whole process's peak, imports and graph included.
-    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return seconds, _own_peak_gb()
+
+
+def _own_peak_gb() -> float:
+    """Return the peak resident set size of this process in GB (imports and data included).
+
+    Linux keeps ``ru_maxrss`` across fork + exec, so a spawned worker would report its
+    parent's size if larger; ``VmHWM`` belongs to the worker's own address space.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def scaling(nodes: list[int]) -> dict[str, list]:
