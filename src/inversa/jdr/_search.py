@@ -94,7 +94,9 @@ def search_jdr(
     from inversa.jdr._transform import JDR
 
     if trials < 0 or trials + len(initial) < 1:
-        raise InputError(None, f"need at least one candidate (trials={trials}, no initial ones)")
+        raise InputError(
+            None, f"need at least one candidate (trials={trials}, {len(initial)} initial)"
+        )
     train = TrainConfig() if train is None else train
     base = JDRConfig() if base is None else base
     rng = np.random.default_rng(seed)
