@@ -124,6 +124,21 @@ def test_jdr_bench_resumes_finished_phis_and_refuses_other_settings(tmp_path, mo
     with pytest.raises(InputError, match="not in the sweep"):
         jb.sweep(settings, resume=shared, only=[0.3])
 
+    # A sweep with another JDR search takes the baseline columns of the earlier rows.
+    seen = {}
+
+    def row_seeing_baseline(phi, index, **kw):
+        seen[phi] = kw["baseline"]
+        return fake_row(phi, index)
+
+    monkeypatch.setattr(jdr_bench, "_phi_row", row_seeing_baseline)
+    other = dict(settings, trials=settings["trials"] + 1)
+    jb.sweep(other, resume=tmp_path / "other.json", only=[0.5], reuse=shared)
+    assert seen[0.5]["gcn"] == 52.0 and seen[0.5]["config"] == {"phi": 0.5}
+    with pytest.raises(InputError, match="other splits"):
+        jb.sweep(dict(other, splits=99), only=[0.5], reuse=shared)
+    monkeypatch.setattr(jdr_bench, "_phi_row", fake_row)
+
     saved = json.loads(resume.read_text())
     saved["settings"]["splits"] = 99
     resume.write_text(json.dumps(saved))
@@ -131,6 +146,24 @@ def test_jdr_bench_resumes_finished_phis_and_refuses_other_settings(tmp_path, mo
         run_benchmark("jdr", quick=True, resume=resume)
     with pytest.raises(InputError, match="cannot resume"):
         run_benchmark("tomography", quick=True, resume=resume)
+
+
+def test_jdr_row_takes_baseline_columns_and_recomputes_jdr():
+    from inversa.bench.jdr import _phi_row
+    from inversa.jdr import JDRConfig, TrainConfig
+
+    baseline = {"config": {"digl_alpha": 0.2, "fosr_edges": 6}}
+    for i, key in enumerate(("gcn", "gcn_digl", "gcn_rewire_baseline")):
+        baseline[key], baseline[f"ci95_{key}"] = 10.0 + i, 1.0 + i
+    cand = JDRConfig(iterations=2, l_a=2, l_x=2)
+    kw = dict(n=120, f=40, splits=2, trials=0, search_splits=1, initial=[cand])
+    train = TrainConfig(max_epochs=15, patience=5)
+    row = _phi_row(0.5, 0, train=train, baseline=baseline, **kw)
+    fresh = _phi_row(0.5, 0, train=train, **kw)
+    assert [row[k] for k in ("gcn", "ci95_gcn_digl", "gcn_rewire_baseline")] == [10.0, 2.0, 12.0]
+    assert row["config"]["digl_alpha"] == 0.2 and row["config"]["fosr_edges"] == 6
+    assert row["gcn_jdr"] == fresh["gcn_jdr"] and row["config"]["denoised"] == "graph+features"
+    assert fresh["gcn"] != 10.0 and "baselines_from" not in fresh["config"]
 
 
 def test_jdr_scaling_peak_is_the_workers_own_not_its_parents():

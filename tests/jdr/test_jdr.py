@@ -255,10 +255,12 @@ def test_search_space_reaches_the_public_tuned_settings():
 
     rng = np.random.default_rng(0)
     draws = [_sample(rng, JDRConfig(), 20) for _ in range(400)]
-    # The public cSBM settings: K up to 80, eta_A up to 1, features not denoised, L_A = 1.
+    # The public cSBM settings: K up to 80, eta_A up to 1, L_A = 1, the graph alone or
+    # (phi = +-1) the features alone denoised.
     assert max(c.iterations for c in draws) > 60 and min(c.iterations for c in draws) >= 1
     assert max(c.eta_a for c in draws) > 0.9 and max(c.eta_x for c in draws) <= 1.0
-    assert {c.denoise_x for c in draws} == {True, False}
+    denoised = {(c.denoise_a, c.denoise_x) for c in draws}
+    assert denoised == {(True, True), (True, False), (False, True)}
     assert min(c.l_a for c in draws) == 1 and max(c.l_a for c in draws) <= SEARCH_SPACE["l"][1]
     for c in draws:  # every draw is a valid configuration
         assert 0.0 <= c.eta_a <= 1.0 and c.offset in (0, 1)
@@ -348,7 +350,9 @@ def test_warm_started_solves_follow_replacements():
     a = sp.csr_matrix(np.abs(_planted(n=200, seed=3)) * (np.abs(_planted(n=200, seed=3)) > 0.2))
     rng = np.random.default_rng(0)
     dense = DenseGraph(a.toarray())
-    low = LowRankGraph(a, tol=1e-12, rank_tol=1e-14, eig_tol=1e-10, eig_restarts=100)
+    # eig_tol 1e-9: after a few replacements the low-rank form's round-off puts the
+    # attainable relative residual near 1e-10 (a 1e-10 target stalled in some instances).
+    low = LowRankGraph(a, tol=1e-12, rank_tol=1e-14, eig_tol=1e-9, eig_restarts=100)
     for _ in range(3):
         lam_d, v_d = dense.top_eig(5, by_abs=False, seed=0)
         lam_l, v_l = low.top_eig(5, by_abs=False, seed=0)

@@ -17,6 +17,11 @@ def test_rewire_pt_and_edge_list(tmp_path):
     assert res.x.shape == g.x.shape and res.edge_attr.shape[0] == res.edge_index.shape[1]
     assert main(args) == 2  # exists, no --force
     assert main([*args, "--force"]) == 0
+    # Features only (the public phi = +-1 setting): the graph is written back unchanged.
+    assert main([*args, "--force", "--denoise", "features", "--offset", "1"]) == 0
+    res = torch.load(out, weights_only=False)
+    assert torch.equal(res.edge_index, g.edge_index) and not torch.equal(res.x, g.x)
+    assert main([*args, "--force", "--denoise", "nothing"]) == 2
 
     edges = tmp_path / "g.txt"
     half = g.edge_index[:, g.edge_index[0] < g.edge_index[1]].T.numpy()

@@ -57,19 +57,42 @@ PAPER_PHI_M05 = JDRConfig(
 )
 
 
-# The public code's tuned GCN settings for some cSBM phis (its configs/csbm_phi_*.yaml):
-# at |phi| <= 0.25 one eigenvector of A (after the Perron one) is moved all the way onto
-# X's, for many iterations, and the features are left alone.
+# The public code's tuned GCN settings for the cSBM phis of the full sweep (its
+# configs/csbm_phi_*.yaml): at |phi| <= 0.25 one eigenvector of A (after the Perron one)
+# is moved all the way onto X's, for many iterations, and the features are left alone; at
+# phi = +-1, where the features carry no class signal, the graph is left alone and the
+# features are moved onto its leading (by absolute value at phi = -1) eigenvectors.
 _ONE_VECTOR = JDRConfig(
     iterations=80, l_a=1, l_x=1, eta_a=1.0, eta_x=0.0, denoise_x=False, offset=1
 )
+_FEATURES_ONLY = JDRConfig(
+    iterations=80, l_a=1, l_x=1, eta_x=1.0, eta_x2=1.0, denoise_a=False, offset=1
+)
 PAPER_CONFIGS = {
+    -1.0: dataclasses.replace(
+        _FEATURES_ONLY, iterations=28, l_x=10, eta_x=0.482, eta_x2=0.916, abs_ordering=True
+    ),
+    -0.75: JDRConfig(
+        iterations=40, l_a=6, l_x=9, eta_a=0.042, eta_x=0.498, eta_x2=0.846, abs_ordering=True
+    ),
     -0.5: PAPER_PHI_M05,
     -0.25: _ONE_VECTOR,
     0.0: _ONE_VECTOR,
     0.25: dataclasses.replace(_ONE_VECTOR, iterations=33, eta_a=0.951),
     0.5: JDRConfig(iterations=18, l_a=10, l_x=9, eta_a=0.415, eta_x=0.263, eta_x2=0.88),
+    0.75: JDRConfig(iterations=15, l_a=7, l_x=9, eta_a=0.056, eta_x=0.474, eta_x2=0.778),
+    1.0: _FEATURES_ONLY,
 }
+
+
+def public_candidates(phis: list[float]) -> list[JDRConfig]:
+    """Return the search's warm start: the public settings tuned for ``phis``.
+
+    Each distinct setting once (phi -0.25 and 0 share one): the full sweep gets eight, the
+    quick one three.
+    """
+    return list(dict.fromkeys(PAPER_CONFIGS[p] for p in phis if p in PAPER_CONFIGS))
+
 
 # The phi = 0.5 setting, run on F = 64 features for the scaling table. The
 # output-alignment diagnostic is off: the scaling table times the rewiring itself.
@@ -266,40 +289,66 @@ def _pick(data, candidates, make, *, train: TrainConfig, splits: int):
     return best
 
 
+#: Row columns that do not depend on the JDR search: they are reused by ``sweep(reuse=)``.
+BASELINE_COLUMNS = ("gcn", "gcn_digl", "gcn_rewire_baseline")
+#: Settings those columns depend on (the graph, splits, training, baseline candidates).
+BASELINE_SETTINGS = ("n", "f", "phis", "splits", "search_splits", "train", "digl_alphas")
+
+
 def _phi_row(
-    phi: float, index: int, *, n: int, f: int, splits: int, trials: int, search_splits: int, train
+    phi: float,
+    index: int,
+    *,
+    n: int,
+    f: int,
+    splits: int,
+    trials: int,
+    search_splits: int,
+    train,
+    initial: list[JDRConfig],
+    baseline: dict | None = None,
 ) -> dict:
-    """Accuracies of the four variants and the chosen settings at one phi."""
+    """Accuracies of the four variants and the chosen settings at one phi.
+
+    ``initial``: the search's first candidates. ``baseline``: a row of an earlier sweep
+    with equal :data:`BASELINE_SETTINGS`, whose no-rewiring, DIGL and FoSR columns are
+    taken instead of recomputed.
+    """
     data = csbm(n_nodes=n, n_features=f, avg_degree=5, phi=phi, seed=100 + index)
     cfg, _ = search_jdr(
         data,
         trials=trials,
         splits=search_splits,
         train=train,
-        initial=list(PAPER_CONFIGS.values()),
+        initial=initial,
         seed=index,
     )
-    alpha = _pick(
-        data, DIGL_ALPHAS, lambda d, a: digl(d, alpha=a), train=train, splits=search_splits
-    )
-    n_add = _pick(
-        data,
-        [n // 20, n // 4],
-        lambda d, k: fosr(d, iterations=k),
-        train=train,
-        splits=search_splits,
-    )
-    variants = {
-        "gcn": data,
-        "gcn_jdr": JDR(config=cfg)(data),
-        "gcn_digl": digl(data, alpha=alpha),
-        "gcn_rewire_baseline": fosr(data, iterations=n_add),
-    }
+    variants = {"gcn_jdr": JDR(config=cfg)(data)}
+    if baseline is None:
+        alpha = _pick(
+            data, DIGL_ALPHAS, lambda d, a: digl(d, alpha=a), train=train, splits=search_splits
+        )
+        n_add = _pick(
+            data,
+            [n // 20, n // 4],
+            lambda d, k: fosr(d, iterations=k),
+            train=train,
+            splits=search_splits,
+        )
+        variants.update(
+            gcn=data,
+            gcn_digl=digl(data, alpha=alpha),
+            gcn_rewire_baseline=fosr(data, iterations=n_add),
+        )
+    else:
+        alpha, n_add = baseline["config"]["digl_alpha"], baseline["config"]["fosr_edges"]
     row: dict = {}
-    for key, d in variants.items():
-        a = evaluate(d, splits=splits, config=train, seed=0)
-        row[key] = round(a.mean, 2)
-        row[f"ci95_{key}"] = round(a.ci95, 2)
+    for key in ("gcn", "gcn_jdr", "gcn_digl", "gcn_rewire_baseline"):
+        if key in variants:
+            a = evaluate(variants[key], splits=splits, config=train, seed=0)
+            row[key], row[f"ci95_{key}"] = round(a.mean, 2), round(a.ci95, 2)
+        else:
+            row[key], row[f"ci95_{key}"] = baseline[key], baseline[f"ci95_{key}"]
     public = [p for p, c in PAPER_CONFIGS.items() if c == cfg]
     row["config"] = {
         "phi": phi,
@@ -310,12 +359,30 @@ def _phi_row(
         "eta_A": round(cfg.eta_a, 3),
         "eta_X": round(cfg.eta_x, 3),
         "eta_X2": round(cfg.eta_x2, 3),
+        "denoised": "+".join(
+            k for k, on in (("graph", cfg.denoise_a), ("features", cfg.denoise_x)) if on
+        ),
         "abs_ordering": cfg.abs_ordering,
         "offset": cfg.offset,
         "digl_alpha": alpha,
         "fosr_edges": n_add,
     }
+    if baseline is not None:
+        row["config"]["baselines_from"] = "earlier sweep (reuse)"
     return row
+
+
+def _reusable_rows(path: Path, settings: dict) -> dict:
+    """Rows of ``path`` whose baseline columns hold under ``settings`` (see ``sweep``)."""
+    try:
+        saved = json.loads(path.read_text())
+        old, rows = saved["settings"], dict(saved["rows"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(path, f"not a readable JDR rows file ({exc})") from exc
+    differ = [k for k in BASELINE_SETTINGS if old.get(k) != settings[k]]
+    if differ:
+        raise InputError(path, f"its rows were computed with other {', '.join(differ)}")
+    return rows
 
 
 def _load_resume(path: Path, settings: dict) -> dict:
@@ -345,7 +412,13 @@ def _save_row(path: Path, settings: dict, key: str, row: dict) -> None:
             tmp.write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
 
 
-def sweep(settings: dict, *, resume: Path | None = None, only: list[float] | None = None) -> dict:
+def sweep(
+    settings: dict,
+    *,
+    resume: Path | None = None,
+    only: list[float] | None = None,
+    reuse: Path | None = None,
+) -> dict:
     """Rows of the accuracy sweep, computing those not yet in ``resume``.
 
     Parameters
@@ -358,6 +431,11 @@ def sweep(settings: dict, *, resume: Path | None = None, only: list[float] | Non
         single-threaded worker per core.
     only
         Compute only these phis (default: all of ``settings["phis"]``).
+    reuse
+        Rows file of an earlier sweep that differs only in the JDR search (candidates,
+        trials, search space): its no-rewiring, DIGL and FoSR columns, which depend only on
+        :data:`BASELINE_SETTINGS`, are taken as they are and only the JDR column is
+        recomputed. Refused if those settings differ.
 
     Returns
     -------
@@ -366,6 +444,7 @@ def sweep(settings: dict, *, resume: Path | None = None, only: list[float] | Non
     """
     phis = settings["phis"]
     rows = {} if resume is None else _load_resume(resume, settings)
+    earlier = {} if reuse is None else _reusable_rows(reuse, settings)
     wanted = phis if only is None else only
     if set(wanted) - set(phis):
         raise InputError(None, f"phis {sorted(set(wanted) - set(phis))} not in the sweep {phis}")
@@ -386,6 +465,8 @@ def sweep(settings: dict, *, resume: Path | None = None, only: list[float] | Non
             trials=settings["trials"],
             search_splits=settings["search_splits"],
             train=TrainConfig(**settings["train"]),
+            initial=public_candidates(phis),
+            baseline=earlier.get(key),
         )
         if resume is not None:
             _save_row(resume, settings, key, rows[key])
@@ -404,7 +485,7 @@ def sweep_settings(*, quick: bool = False) -> dict:
         n, f, phis, splits, trials, search_splits = 500, 250, [-0.5, 0.0, 0.5], 3, 1, 1
         train = TrainConfig(max_epochs=150, patience=40)
     else:
-        # 12 candidates per phi: the 5 public settings, then 7 random draws.
+        # 15 candidates per phi: the 8 distinct public settings, then 7 random draws.
         n, f, phis, splits, trials, search_splits = 5000, 2000, FULL_PHIS, 10, 7, 2
         train = TrainConfig()
     # Through JSON, so that settings compare equal to those read back from a file.
@@ -420,7 +501,7 @@ def sweep_settings(*, quick: bool = False) -> dict:
                 "train": dataclasses.asdict(train),
                 "search_space": {k: list(v) for k, v in SEARCH_SPACE.items()},
                 "digl_alphas": DIGL_ALPHAS,
-                "initial": [dataclasses.asdict(c) for c in PAPER_CONFIGS.values()],
+                "initial": [dataclasses.asdict(c) for c in public_candidates(phis)],
             }
         )
     )

@@ -28,13 +28,20 @@ def rewire(
     abs_ordering: bool = typer.Option(
         False, "--abs-ordering", help="Rank eigenvalues by magnitude (heterophilic graphs)."
     ),
+    offset: int = typer.Option(0, help="Leading eigenvectors of A skipped (1: the Perron one)."),
+    denoise: str = typer.Option(
+        "both", help="What the output replaces: both, graph (features kept) or features."
+    ),
     method: str = typer.Option("auto", help="auto, dense or sparse."),
     force: bool = Force,
 ) -> None:
     """Rewire GRAPH and denoise its features; write the result to OUT."""
-    from inversa.core.errors import OutputExistsError
+    from inversa.core.errors import InputError, OutputExistsError
     from inversa.jdr import JDR, JDRConfig, read_graph, write_graph
 
+    sides = {"both": (True, True), "graph": (True, False), "features": (False, True)}
+    if denoise not in sides:
+        raise InputError(None, f"--denoise must be one of {', '.join(sides)}, got {denoise!r}")
     if out.exists() and not force:  # fail before the (possibly long) rewiring
         raise OutputExistsError(out)
     config = JDRConfig(
@@ -46,6 +53,9 @@ def rewire(
         eta_x2=eta_x2,
         top_k=top_k,
         abs_ordering=abs_ordering,
+        offset=offset,
+        denoise_a=sides[denoise][0],
+        denoise_x=sides[denoise][1],
         method=method,
     )
     data = read_graph(graph, features=features)

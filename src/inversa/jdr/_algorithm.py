@@ -348,15 +348,20 @@ def jdr(adjacency: torch.Tensor, x: torch.Tensor, *, config: JDRConfig = JDRConf
     feats = FeatureSpectrum(x0, seed=config.seed) if truncated else None
     x_cur = x0.copy()
     ell = max(config.l_a, config.l_x)
+    # On the exact (dense) path a side that never moves keeps its spectrum: computed once.
+    # The truncated path re-solves every iteration, refining its warm-started subspace.
+    moves_a = truncated or (config.denoise_a and config.eta_a > 0)
+    moves_x = truncated or (config.denoise_x and config.eta_x > 0)
     for it in range(config.iterations):
         seed = config.seed + it
-        lam, v = graph.top_eig(ell + config.offset, by_abs=config.abs_ordering, seed=seed)
-        v = v[:, config.offset :]
-        lam = lam[config.offset :]
-        if feats is None:
-            u, s, vt = top_singular(x_cur, ell, truncated=False, seed=seed)
-        else:
+        if it == 0 or moves_a:
+            lam, v = graph.top_eig(ell + config.offset, by_abs=config.abs_ordering, seed=seed)
+            v = v[:, config.offset :]
+            lam = lam[config.offset :]
+        if feats is not None:
             u, s, vt = feats.top(ell)
+        elif it == 0 or moves_x:
+            u, s, vt = top_singular(x_cur, ell, truncated=False, seed=seed)
         if it == 0:
             before = _alignment_of(u, v, config)
         x_next = x_cur

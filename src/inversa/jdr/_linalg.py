@@ -11,6 +11,7 @@ work on that representation, so memory stays linear in n.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -240,9 +241,22 @@ class DenseGraph:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Leading ``k`` eigenpairs, sorted by descending eigenvalue (or absolute value).
 
-        Full ``eigh``: always exact, so ``seed`` and ``converge`` do not matter.
+        Exact (LAPACK), so ``seed`` and ``converge`` do not matter. Only the wanted end(s)
+        of the spectrum are computed (``syevr`` subsets), about twice as fast as a full
+        ``eigh`` at n = 500: the k largest |lambda| lie among the k largest and k smallest.
         """
-        lam, vec = np.linalg.eigh(self.a)
+        n = self.n
+        if (2 if by_abs else 1) * k >= n:
+            lam, vec = np.linalg.eigh(self.a)
+        else:
+            top = sla.eigh(self.a, subset_by_index=[n - k, n - 1], driver="evr")
+            parts = (
+                [top, sla.eigh(self.a, subset_by_index=[0, k - 1], driver="evr")]
+                if by_abs
+                else [top]
+            )
+            lam = np.concatenate([p[0] for p in parts])
+            vec = np.concatenate([p[1] for p in parts], axis=1)
         idx = _order(lam, by_abs=by_abs)[:k]
         return lam[idx], vec[:, idx]
 
