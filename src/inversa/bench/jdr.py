@@ -289,9 +289,8 @@ def _pick(data, candidates, make, *, train: TrainConfig, splits: int):
     return best
 
 
-#: Row columns that do not depend on the JDR search: they are reused by ``sweep(reuse=)``.
-BASELINE_COLUMNS = ("gcn", "gcn_digl", "gcn_rewire_baseline")
-#: Settings those columns depend on (the graph, splits, training, baseline candidates).
+#: Settings that the no-rewiring, DIGL and FoSR columns depend on (graphs, splits,
+#: training, baseline candidates): ``sweep(reuse=)`` takes those columns when they match.
 BASELINE_SETTINGS = ("n", "f", "phis", "splits", "search_splits", "train", "digl_alphas")
 
 
