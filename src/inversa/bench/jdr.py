@@ -358,9 +358,7 @@ def _phi_row(
         "eta_A": round(cfg.eta_a, 3),
         "eta_X": round(cfg.eta_x, 3),
         "eta_X2": round(cfg.eta_x2, 3),
-        "denoised": "+".join(
-            k for k, on in (("graph", cfg.denoise_a), ("features", cfg.denoise_x)) if on
-        ),
+        "denoised": cfg.denoised,
         "abs_ordering": cfg.abs_ordering,
         "offset": cfg.offset,
         "digl_alpha": alpha,
@@ -371,13 +369,18 @@ def _phi_row(
     return row
 
 
-def _reusable_rows(path: Path, settings: dict) -> dict:
-    """Rows of ``path`` whose baseline columns hold under ``settings`` (see ``sweep``)."""
+def _read_rows(path: Path) -> tuple[dict, dict]:
+    """Return ``(settings, rows)`` of a sweep's rows file."""
     try:
         saved = json.loads(path.read_text())
-        old, rows = saved["settings"], dict(saved["rows"])
+        return dict(saved["settings"]), dict(saved["rows"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(path, f"not a readable JDR rows file ({exc})") from exc
+
+
+def _reusable_rows(path: Path, settings: dict) -> dict:
+    """Rows of ``path`` whose baseline columns hold under ``settings`` (see ``sweep``)."""
+    old, rows = _read_rows(path)
     differ = [k for k in BASELINE_SETTINGS if old.get(k) != settings[k]]
     if differ:
         raise InputError(path, f"its rows were computed with other {', '.join(differ)}")
@@ -388,15 +391,12 @@ def _load_resume(path: Path, settings: dict) -> dict:
     """Rows already computed under ``settings`` (an empty dict for a new file)."""
     if not path.exists():
         return {}
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"not a readable JDR resume file ({exc})") from exc
-    if not isinstance(saved, dict) or saved.get("settings") != settings:
+    old, rows = _read_rows(path)
+    if old != settings:
         raise InputError(
             path, "resume file was written with other settings (quick/full, sizes, training)"
         )
-    return dict(saved.get("rows", {}))
+    return rows
 
 
 def _save_row(path: Path, settings: dict, key: str, row: dict) -> None:
@@ -444,6 +444,7 @@ def sweep(
     phis = settings["phis"]
     rows = {} if resume is None else _load_resume(resume, settings)
     earlier = {} if reuse is None else _reusable_rows(reuse, settings)
+    initial = public_candidates(phis)
     wanted = phis if only is None else only
     if set(wanted) - set(phis):
         raise InputError(None, f"phis {sorted(set(wanted) - set(phis))} not in the sweep {phis}")
@@ -464,7 +465,7 @@ def sweep(
             trials=settings["trials"],
             search_splits=settings["search_splits"],
             train=TrainConfig(**settings["train"]),
-            initial=public_candidates(phis),
+            initial=initial,
             baseline=earlier.get(key),
         )
         if resume is not None:

@@ -30,7 +30,8 @@ def rewire(
     ),
     offset: int = typer.Option(0, help="Leading eigenvectors of A skipped (1: the Perron one)."),
     denoise: str = typer.Option(
-        "both", help="What the output replaces: both, graph (features kept) or features."
+        "both",
+        help="What the output replaces: both (= graph+features), graph or features.",
     ),
     method: str = typer.Option("auto", help="auto, dense or sparse."),
     force: bool = Force,
@@ -38,10 +39,12 @@ def rewire(
     """Rewire GRAPH and denoise its features; write the result to OUT."""
     from inversa.core.errors import InputError, OutputExistsError
     from inversa.jdr import JDR, JDRConfig, read_graph, write_graph
+    from inversa.jdr._algorithm import DENOISE_CHOICES
 
-    sides = {"both": (True, True), "graph": (True, False), "features": (False, True)}
-    if denoise not in sides:
-        raise InputError(None, f"--denoise must be one of {', '.join(sides)}, got {denoise!r}")
+    sides = DENOISE_CHOICES.get("graph+features" if denoise == "both" else denoise)
+    if sides is None:
+        choices = ", ".join(["both", *DENOISE_CHOICES])
+        raise InputError(None, f"--denoise must be one of {choices}, got {denoise!r}")
     if out.exists() and not force:  # fail before the (possibly long) rewiring
         raise OutputExistsError(out)
     config = JDRConfig(
@@ -54,8 +57,8 @@ def rewire(
         top_k=top_k,
         abs_ordering=abs_ordering,
         offset=offset,
-        denoise_a=sides[denoise][0],
-        denoise_x=sides[denoise][1],
+        denoise_a=sides[0],
+        denoise_x=sides[1],
         method=method,
     )
     data = read_graph(graph, features=features)

@@ -13,7 +13,14 @@ from inversa.core.errors import InputError
 from inversa.jdr._linalg import DenseGraph, FeatureSpectrum, LowRankGraph, top_singular
 from inversa.jdr._sparsify import flip_edges, topk_per_row
 
-__all__ = ["JDRConfig", "JDRResult", "alignment", "jdr"]
+__all__ = ["DENOISE_CHOICES", "JDRConfig", "JDRResult", "alignment", "jdr"]
+
+#: What the output replaces, by name: ``(denoise_a, denoise_x)``.
+DENOISE_CHOICES = {
+    "graph+features": (True, True),
+    "graph": (True, False),
+    "features": (False, True),
+}
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,12 @@ class JDRConfig:
         for ok, problem in checks:
             if not ok:
                 raise InputError(None, problem)
+
+    @property
+    def denoised(self) -> str:
+        """Name of what the output replaces (a key of :data:`DENOISE_CHOICES`, or "")."""
+        sides = (self.denoise_a, self.denoise_x)
+        return next((k for k, v in DENOISE_CHOICES.items() if v == sides), "")
 
 
 @dataclass(frozen=True)

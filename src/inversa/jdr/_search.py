@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from inversa.core.errors import InputError
-from inversa.jdr._algorithm import JDRConfig
+from inversa.jdr._algorithm import DENOISE_CHOICES, JDRConfig
 from inversa.jdr._train import TrainConfig, evaluate
 
 __all__ = ["SEARCH_SPACE", "search_jdr"]
@@ -23,7 +23,7 @@ SEARCH_SPACE = {
     "l": (1, 20),
     "eta": (0.0, 1.0),
     "eta_x2": (0.0, 1.0),
-    "denoise": ("graph+features", "graph", "features"),
+    "denoise": tuple(DENOISE_CHOICES),
     "abs_ordering": (False, True),
     "offset": (0, 1),
 }
@@ -32,7 +32,9 @@ SEARCH_SPACE = {
 def _sample(rng: np.random.Generator, base: JDRConfig, max_l: int) -> JDRConfig:
     space = SEARCH_SPACE
     hi = max(1, min(max_l, space["l"][1]))
-    denoise = space["denoise"][int(rng.integers(0, len(space["denoise"])))]
+    denoise_a, denoise_x = DENOISE_CHOICES[
+        space["denoise"][int(rng.integers(0, len(space["denoise"])))]
+    ]
     return dataclasses.replace(
         base,
         iterations=int(rng.integers(space["iterations"][0], space["iterations"][1] + 1)),
@@ -41,8 +43,8 @@ def _sample(rng: np.random.Generator, base: JDRConfig, max_l: int) -> JDRConfig:
         eta_a=float(rng.uniform(*space["eta"])),
         eta_x=float(rng.uniform(*space["eta"])),
         eta_x2=float(rng.uniform(*space["eta_x2"])),
-        denoise_a="graph" in denoise,
-        denoise_x="features" in denoise,
+        denoise_a=denoise_a,
+        denoise_x=denoise_x,
         abs_ordering=space["abs_ordering"][int(rng.integers(0, 2))],
         offset=int(rng.integers(space["offset"][0], space["offset"][1] + 1)),
     )
