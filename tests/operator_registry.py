@@ -16,6 +16,7 @@ from inversa.core.operators import (
     LinearOperator,
     MatrixOperator,
 )
+from inversa.tomography._geometry import TiltGeometry
 from inversa.tomography._radon import Radon2D
 from inversa.tomography._tiltseries import TiltSeriesProjector
 from inversa.tomography._warp import Warp2D
@@ -83,12 +84,16 @@ REGISTRY: list[tuple[str, Factory]] = [
     ),
     (
         "tiltseries",
-        lambda dt: TiltSeriesProjector(volume_shape=(5, 4, 7), tilt_angles=TILTS),
+        lambda dt: TiltSeriesProjector(
+            volume_shape=(5, 4, 7), geometry=TiltGeometry(angles=TILTS)
+        ),
     ),
     (
         "tiltseries_xf",
         lambda dt: TiltSeriesProjector(
-            volume_shape=(4, 5, 6), tilt_angles=TILTS, xf=_xf(7, 2), n_detector=8
+            volume_shape=(4, 5, 6),
+            geometry=TiltGeometry(angles=TILTS, xf=_xf(7, 2)),
+            n_detector=8,
         ),
     ),
     ("warp2d", lambda dt: Warp2D(image_shape=(6, 7), xf=_xf(3, 3))),

@@ -47,7 +47,7 @@ def test_local_search_with_wedge_and_noise_stays_near_prior(reference):
     particles = particles.real + 0.3 * reference.std() * torch.randn(clean.shape, generator=g)
     offset = rotations.axis_angle_to_matrix(torch.tensor([[0.0, 0.1, 0.0], [0.08, 0.0, -0.05]]))
     priors = truth @ offset  # about 6 and 5 degrees off
-    config = ExhaustiveConfig(max_angle=10.0, refine_steps=(3.0, 1.0), wedge=(-60.0, 60.0))
+    config = ExhaustiveConfig(max_angle_deg=10.0, refine_steps=(3.0, 1.0), wedge=(-60.0, 60.0))
     result = align_exhaustive(reference, particles, config=config, prior_rotations=priors)
     assert (rotations.geodesic_distance(result.rotations, truth) < 2.0).all()
     assert (rotations.geodesic_distance(result.rotations, priors) <= 10.0 + 1e-3).all()
@@ -79,11 +79,45 @@ def test_fourier_crop_keeps_the_centre_and_low_frequencies(n, box):
 def test_bad_settings_and_inputs_raise_input_error(reference):
     with pytest.raises(InputError, match="decreasing"):
         ExhaustiveConfig(refine_steps=(1.0, 2.0))
+    local = ExhaustiveConfig(max_angle_deg=5.0)
     with pytest.raises(InputError, match="prior_rotations"):
-        align_exhaustive(reference, reference, config=ExhaustiveConfig(max_angle=5.0))
+        align_exhaustive(reference, reference, config=local, prior_rotations=torch.eye(3)[None, :2])
     with pytest.raises(InputError, match="box"):
         align_exhaustive(reference, reference[:-1], config=FAST)
     bad = reference.clone()
     bad[0, 0, 0] = float("nan")
     with pytest.raises(InputError, match="NaN"):
         align_exhaustive(reference, bad, config=FAST)
+
+
+def test_priors_without_a_local_range_and_a_range_without_priors_search_globally(reference):
+    # One rule for both aligners: local only with priors and max_angle_deg.
+    truth = rotations.so3_grid(FAST.coarse_step)[[40]]
+    particle = rotate_volume(reference, truth)
+    far = truth @ rotations.axis_angle_to_matrix(torch.tensor([[0.0, 0.0, 1.5]]))  # 86 deg off
+    ignored = align_exhaustive(reference, particle, config=FAST, prior_rotations=far)
+    no_priors = align_exhaustive(
+        reference, particle, config=dataclasses.replace(FAST, max_angle_deg=5.0)
+    )
+    for result in (ignored, no_priors):
+        assert float(rotations.geodesic_distance(result.rotations, truth).max()) < 1.5
+
+
+def test_the_final_shift_weight_is_built_once_per_alignment(reference, monkeypatch):
+    import inversa.alignment._exhaustive as exhaustive
+
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return wedge_mask(*args, **kwargs)
+
+    monkeypatch.setattr(exhaustive, "wedge_mask", counting)
+    config = dataclasses.replace(FAST, wedge=(-60.0, 60.0), refine_steps=(10.0,))
+    counts = []
+    for n in (1, 3):
+        calls.clear()
+        align_exhaustive(reference, reference.expand(n, -1, -1, -1), config=config)
+        counts.append(sum(tuple(shape) == tuple(reference.shape) for shape in calls))
+    # Full-box masks are built per alignment (scorer, final shifts), not per particle.
+    assert counts[0] == counts[1] <= 2, counts

@@ -6,7 +6,7 @@ import torch
 from inversa.alignment._extract import extract_subtomograms
 from inversa.core.errors import InputError
 from inversa.core.io import make_optics_table, read_mrc, read_particles, write_mrc, write_particles
-from inversa.workflows._subtomo import extract_particles_file
+from inversa.workflows import extract_particles_file
 
 
 def _tomogram():

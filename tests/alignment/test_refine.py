@@ -3,8 +3,13 @@ import math
 import pytest
 import torch
 
-from inversa.alignment._exhaustive import ExhaustiveConfig
-from inversa.alignment._refine import RefineConfig, refine
+from inversa.alignment import (
+    ExhaustiveConfig,
+    NewtonConfig,
+    RefineConfig,
+    aligner_config,
+    refine,
+)
 from inversa.alignment._volumes import rotate_volume, shift_volume, wedge_mask
 from inversa.core import phantoms, rotations
 from inversa.core.errors import InputError
@@ -27,12 +32,8 @@ def data():
     return ref, truth, shifts, particles, g
 
 
-CONFIG = RefineConfig(
-    exhaustive=ExhaustiveConfig(refine_steps=(4.0, 1.5)),
-    wedge=(-60.0, 60.0),
-    local_angle=8.0,
-    initial_resolution=16.0,
-)
+ALIGNER = ExhaustiveConfig(refine_steps=(4.0, 1.5), wedge=(-60.0, 60.0), max_angle_deg=8.0)
+CONFIG = RefineConfig(aligner=ALIGNER, initial_resolution=16.0)
 
 
 def test_local_refinement_from_priors_improves_poses(data):
@@ -60,8 +61,7 @@ def test_local_refinement_from_priors_improves_poses(data):
 def test_refine_from_scratch_runs_and_validates(data):
     ref, _, _, particles, _ = data
     config = RefineConfig(
-        exhaustive=ExhaustiveConfig(coarse_step=30.0, refine_steps=(15.0,), n_candidates=1),
-        local_angle=None,
+        aligner=ExhaustiveConfig(coarse_step=30.0, refine_steps=(15.0,), n_candidates=1),
         initial_resolution=16.0,
     )
     result = refine(particles[:4], config=config, n_iterations=1, pixel_size=4.0)
@@ -70,8 +70,43 @@ def test_refine_from_scratch_runs_and_validates(data):
     # Poses are relative to the first particle: particle 0 aligns to itself.
     assert float(result.alignment.scores[0]) > float(result.alignment.scores[1:].min())
     with pytest.raises(InputError, match="method"):
-        RefineConfig(method="magic")
+        aligner_config("magic")
+    with pytest.raises(InputError, match="aligner"):
+        RefineConfig(aligner="exhaustive")
     with pytest.raises(InputError, match="N >= 2"):
         refine(particles[:1], config=CONFIG)
     with pytest.raises(InputError, match="reference box"):
         refine(particles, reference=ref[:-1], config=CONFIG)
+
+
+def test_newton_is_the_default_and_the_config_is_not_rewritten():
+    assert RefineConfig().method == "newton" and isinstance(RefineConfig().aligner, NewtonConfig)
+    assert aligner_config("exhaustive", max_angle_deg=5.0).max_angle_deg == 5.0
+    newton = NewtonConfig(wedge=(-50.0, 50.0), frequency_band=(0.05, 0.4), max_shift=2.0)
+    config = RefineConfig(aligner=newton)
+    assert config.wedge == (-50.0, 50.0) and config.method == "newton"
+    # Only the band follows the reference's resolution, and only downwards.
+    assert config.aligner_at(None) is newton
+    assert config.aligner_at(0.2).frequency_band == (0.05, 0.2)
+    assert config.aligner_at(0.45).frequency_band == (0.05, 0.4)
+    assert config.aligner_at(0.2).max_shift == 2.0
+    exhaustive = RefineConfig(aligner=ALIGNER).aligner_at(0.1)
+    assert exhaustive.max_frequency == 0.1 and exhaustive.max_angle_deg == 8.0
+    assert config.aligner is newton  # untouched
+
+
+def test_refine_with_the_default_newton_aligner(data):
+    ref, truth, _, particles, g = data
+    kick = rotations.axis_angle_to_matrix(0.09 * torch.randn(N, 3, generator=g))
+    aligner = NewtonConfig(band_limits=(6, 10), wedge=(-60.0, 60.0), max_angle_deg=10.0)
+    result = refine(
+        particles,
+        reference=ref,
+        config=RefineConfig(aligner=aligner, initial_resolution=16.0),
+        n_iterations=1,
+        prior_rotations=truth @ kick,
+        pixel_size=4.0,
+    )
+    after = rotations.geodesic_distance(result.alignment.rotations, truth)
+    assert result.iterations[0].local and float(after.median()) < 3.0, after
+    assert result.subsets.tolist() == [1, 2] * (N // 2)

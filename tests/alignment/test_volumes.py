@@ -11,7 +11,7 @@ from inversa.alignment._volumes import (
     wedge_mask,
 )
 from inversa.core import phantoms, rotations
-from inversa.tomography import TiltSeriesProjector
+from inversa.tomography import TiltGeometry, TiltSeriesProjector
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_wedge_mask_is_where_a_tilt_series_puts_energy():
     g = torch.Generator().manual_seed(2)
     vol = torch.randn(n, n, n, generator=g, dtype=torch.float64)
     tilts = torch.arange(-60.0, 30.5, 1.0, dtype=torch.float64)
-    proj = TiltSeriesProjector(volume_shape=(n, n, n), tilt_angles=tilts)
+    proj = TiltSeriesProjector(volume_shape=(n, n, n), geometry=TiltGeometry(angles=tilts))
     power = torch.fft.fftn(proj.adjoint(proj.forward(vol))).abs() ** 2
     k = torch.stack(
         torch.meshgrid(*(torch.fft.fftfreq(n, dtype=torch.float64),) * 3, indexing="ij"), -1

@@ -12,7 +12,7 @@ from inversa.alignment._volumes import rotate_volume, shift_volume
 from inversa.cli import main
 from inversa.core import phantoms, rotations
 from inversa.core.io import make_optics_table, read_mrc, read_particles, write_mrc, write_particles
-from inversa.workflows import _subtomo
+from inversa.workflows import _align_job
 
 PIXEL = 4.0
 BOX = 16
@@ -68,7 +68,7 @@ def subtomos(tmp_path, truth):
     return tmp_path
 
 
-ALIGN = ["--local", "10", "--chunk-size", "3"]
+ALIGN = ["--max-angle-deg", "10", "--chunk-size", "3"]
 
 
 def _poke(path, array):
@@ -154,14 +154,14 @@ def test_one_bad_particle_is_reported_and_skipped(subtomos, capsys):
 
 
 def test_killed_run_resumes_from_its_checkpoint(subtomos, monkeypatch):
-    original = _subtomo._align_chunk
+    original = _align_job._align_chunk
 
     def dies_on_second_chunk(chunk, **kwargs):
         if chunk.index == 1:
             raise RuntimeError("killed")
         return original(chunk, **kwargs)
 
-    monkeypatch.setattr(_subtomo, "_align_chunk", dies_on_second_chunk)
+    monkeypatch.setattr(_align_job, "_align_chunk", dies_on_second_chunk)
     with pytest.raises(RuntimeError, match="rerun to resume"):
         _align(subtomos)
     partial = subtomos / "out.star.partial"
@@ -175,7 +175,7 @@ def test_killed_run_resumes_from_its_checkpoint(subtomos, monkeypatch):
         calls.append(chunk.index)
         return original(chunk, **kwargs)
 
-    monkeypatch.setattr(_subtomo, "_align_chunk", counting)
+    monkeypatch.setattr(_align_job, "_align_chunk", counting)
     assert _align(subtomos) == 0
     assert calls == [1]  # the finished chunk was not redone
     particles, _ = read_particles(subtomos / "out.star")
@@ -245,7 +245,7 @@ def test_extract_average_refine_from_a_tomogram(tmp_path, truth):
                 "--out",
                 str(tmp_path / "ref"),
                 "--use-priors",
-                "--local",
+                "--max-angle-deg",
                 "6",
                 "--iterations",
                 "1",
@@ -255,3 +255,17 @@ def test_extract_average_refine_from_a_tomogram(tmp_path, truth):
     )
     model = json.loads((tmp_path / "ref" / "run_model.json").read_text())
     assert len(model["iterations"]) == 1 and (tmp_path / "ref" / "run_data.star").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("command", ["align", "average", "refine"])
+def test_unavailable_device_is_refused_before_work(subtomos, capsys, command):
+    args = {
+        "align": ["--reference", str(subtomos / "ref.mrc"), "--out", str(subtomos / "o.star")],
+        "average": ["--out", str(subtomos / "avg.mrc")],
+        "refine": ["--out", str(subtomos / "run")],
+    }[command]
+    assert main([command, str(subtomos / "in.star"), *args, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in subtomos.iterdir()) == ["in.star", "ref.mrc", "sub"]

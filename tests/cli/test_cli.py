@@ -6,8 +6,11 @@ import pytest
 import starfile
 
 from inversa.cli import main
+from inversa.core import phantoms
 
 SIM = [
+    "--structure",  # the default ribosome does not fit this small volume
+    str(phantoms.builtin_structure_path("1ake")),
     "--shape",
     "16,32,32",
     "--voxel-size",

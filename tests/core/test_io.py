@@ -155,10 +155,11 @@ def test_mrc_integer_and_half_converted(tmp_path):
         with mrcfile.new(tmp_path / name) as mrc:
             mrc.set_data(array)
         for mmap in (False, True):
-            back, voxel = read_mrc(tmp_path / name, mmap=mmap)
+            with pytest.warns(UserWarning, match=rf"{name}.*voxel size is unset"):
+                back, voxel = read_mrc(tmp_path / name, mmap=mmap)
             assert back.dtype == torch.float32
             np.testing.assert_array_equal(back.numpy(), array.astype(np.float32))
-            assert voxel == 1.0  # unset (zero) cell -> 1.0
+            assert voxel == 1.0  # unset (zero) cell -> 1.0, with a warning
 
 
 def test_mrc_write_converts_dtype_and_detaches(tmp_path):
@@ -213,6 +214,7 @@ def test_mrc_stack_counts_as_3d(tmp_path):
     with mrcfile.new(path) as mrc:
         mrc.set_data(np.ones((3, 4, 5), dtype=np.float32))
         mrc.set_image_stack()
+        mrc.voxel_size = 2.0
     data, _ = read_mrc(path, ndim=3)
     assert data.shape == (3, 4, 5)
 

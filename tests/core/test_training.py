@@ -5,6 +5,7 @@ import torch
 
 from inversa.core.errors import InputError
 from inversa.core.training import (
+    EarlyStopping,
     TrainConfig,
     TrainingDiverged,
     init_distributed,
@@ -151,3 +152,66 @@ def test_config_validation_and_single_process():
     with pytest.raises(InputError):
         TrainConfig(steps=1, grad_clip=0.0)
     assert init_distributed() == (0, 1)
+
+
+def _scripted(values: list[float]):
+    """A model whose step ``s`` reports ``values[s]`` as its validation loss."""
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen: list[int] = []
+
+    def loss_fn(step: int):
+        seen.append(step)
+        return model(torch.ones(1, 2)).sum() ** 2, {"val": values[step]}
+
+    return model, opt, loss_fn, seen
+
+
+@pytest.mark.parametrize(
+    ("rule", "values", "steps_run"),
+    [
+        # mean: step 5's 2.0 exceeds the mean of the 3 previous values (1.0, 0.9, 0.95)
+        ("mean", [3.0, 2.0, 1.0, 0.9, 0.95, 2.0, 0.1, 0.1], 5),
+        # best: 0.5 at step 1 is never beaten; at step 4 it is 3 steps old
+        ("best", [1.0, 0.5, 0.6, 0.7, 0.5, 0.1, 0.1, 0.1], 4),
+        # steadily improving: never stops
+        ("best", [8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0], 8),
+    ],
+)
+def test_early_stopping_rules(rule, values, steps_run):
+    model, opt, loss_fn, seen = _scripted(values)
+    stop = EarlyStopping(metric="val", patience=3, rule=rule)
+    cfg = TrainConfig(steps=8, log_every=1, progress=False, early_stopping=stop)
+    before = [p.detach().clone() for p in model.parameters()]
+    res = train(model=model, optimizer=opt, loss_fn=loss_fn, config=cfg)
+    assert res.steps_run == steps_run and res.stopped_early == (steps_run < 8)
+    # the stopping step is evaluated but makes no update
+    assert seen == list(range(min(steps_run + 1, 8)))
+    assert [h["step"] for h in res.history] == list(range(1, steps_run + 1))
+    assert any(not torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
+
+
+def test_early_stopping_resumes_and_validates(tmp_path):
+    values = [3.0, 2.0, 1.0, 0.9, 0.95, 2.0, 0.1, 0.1]
+    stop = EarlyStopping(metric="val", patience=3, rule="mean")
+    ckpt = tmp_path / "run.pt"
+    model, opt, loss_fn, _ = _scripted(values)
+    part = TrainConfig(steps=3, progress=False, checkpoint=ckpt, early_stopping=stop)
+    train(model=model, optimizer=opt, loss_fn=loss_fn, config=part)
+    # the monitored values travel in the checkpoint: the resumed run stops at step 5 too
+    model, opt, loss_fn, _ = _scripted(values)
+    full = TrainConfig(steps=8, progress=False, checkpoint=ckpt, early_stopping=stop)
+    res = train(model=model, optimizer=opt, loss_fn=loss_fn, config=full)
+    assert (res.resumed_from, res.steps_run, res.stopped_early) == (3, 2, True)
+    assert load_checkpoint(ckpt)["stopped"] is True
+    # a finished run stays finished
+    model, opt, loss_fn, seen = _scripted(values)
+    again = train(model=model, optimizer=opt, loss_fn=loss_fn, config=full)
+    assert again.steps_run == 0 and again.stopped_early and seen == []
+    with pytest.raises(InputError, match="patience"):
+        EarlyStopping(metric="val", patience=0)
+    with pytest.raises(InputError, match="no metric 'other'"):
+        cfg = TrainConfig(
+            steps=2, progress=False, early_stopping=EarlyStopping(metric="other", patience=1)
+        )
+        train(model=model, optimizer=opt, loss_fn=loss_fn, config=cfg)

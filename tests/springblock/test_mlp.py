@@ -96,6 +96,55 @@ def test_training_steps_equal_independent_adam():
             torch.testing.assert_close(p, q, rtol=0, atol=1e-5)
 
 
+def test_losses_hand_their_gradients_to_autograd():
+    _, batched = _nets()
+    x = torch.randn(3, 16, 7, dtype=torch.float64)
+    y = torch.randint(0, 4, (3, 16))
+    before = [b.clone() for b in batched.buffers()]
+    loss = batched.loss_and_grad(x, y)
+    hand = [p.grad.clone() for p in batched.parameters()]
+    for p, b in zip(batched.buffers(), before, strict=True):
+        p.copy_(b)  # the same running statistics for the second pass
+    for p in batched.parameters():
+        p.grad = None
+    weights = torch.tensor([1.0, 2.0, -0.5], dtype=torch.float64)
+    losses = batched.losses(x, y)
+    torch.testing.assert_close(losses.detach(), loss, rtol=0, atol=0)
+    (weights * losses).sum().backward()
+    for h, p in zip(hand, batched.parameters(), strict=True):
+        w = weights.reshape(-1, *([1] * (h.ndim - 1)))
+        torch.testing.assert_close(p.grad, w * h, rtol=0, atol=0)
+
+
+def test_batched_adam_is_a_checkpointable_optimizer():
+    _, batched = _nets()
+    opt = BatchedAdam(list(batched.parameters()), lr=torch.tensor([1e-3, 3e-3, 1e-2]))
+    assert isinstance(opt, torch.optim.Optimizer)
+    x = torch.randn(3, 16, 7, dtype=torch.float64)
+    y = torch.randint(0, 4, (3, 16))
+    batched.losses(x, y).sum().backward()
+    opt.step()
+    assert all(p.grad is None for p in batched.parameters())
+    state = opt.state_dict()
+    again = BatchedAdam(list(batched.parameters()), lr=torch.ones(3))
+    again.load_state_dict(state)
+    assert again.param_groups[0]["step"] == 1
+    torch.testing.assert_close(again.param_groups[0]["lr"], torch.tensor([1e-3, 3e-3, 1e-2]))
+    for p in batched.parameters():
+        torch.testing.assert_close(again.state[p]["exp_avg"], opt.state[p]["exp_avg"])
+
+
+def test_batch_larger_than_the_data_is_a_full_batch():
+    data = _tiny()
+    full = [NetworkSetting(alpha=0.3, noise=0.1, seed=0)]
+    huge = [NetworkSetting(alpha=0.3, noise=0.1, seed=0, batch_size=1000)]
+    a = train_networks(data, full, epochs=4, width=8, depth=3)
+    b = train_networks(data, huge, epochs=4, width=8, depth=3)
+    torch.testing.assert_close(a.curvature, b.curvature, rtol=0, atol=0)
+    untrained = train_networks(data, full, epochs=0, width=8, depth=3)
+    assert not torch.equal(a.curves[0].log_separation, untrained.curves[0].log_separation)
+
+
 def _tiny() -> Dataset:
     g = torch.Generator().manual_seed(0)
     y = torch.arange(90) % 3

@@ -6,6 +6,7 @@ import torch
 from inversa.core.errors import InputError
 from inversa.core.phantoms import shepp_logan_2d, shepp_logan_3d
 from inversa.tomography._fbp import angular_weights, fbp, wbp
+from inversa.tomography._geometry import TiltGeometry
 from inversa.tomography._radon import Radon2D
 from inversa.tomography._tiltseries import TiltSeriesProjector
 
@@ -207,7 +208,7 @@ def wedge_data():
     n = 64
     volume = shepp_logan_3d(n, dtype=torch.float64)
     tilts = torch.arange(-60, 61, 3, dtype=torch.float64)
-    projector = TiltSeriesProjector(volume_shape=(n, n, n), tilt_angles=tilts)
+    projector = TiltSeriesProjector(volume_shape=(n, n, n), geometry=TiltGeometry(angles=tilts))
     return volume, projector, wbp(projector.forward(volume), projector)
 
 
@@ -231,7 +232,7 @@ def test_wbp_blob_centre_is_the_measured_fraction_of_fourier_space(max_tilt, fra
         -(c[:, None, None] ** 2 + c[None, :, None] ** 2 + c[None, None, :] ** 2) / 50.0
     )
     tilts = torch.arange(-max_tilt, max_tilt + 1, 2, dtype=torch.float64)
-    projector = TiltSeriesProjector(volume_shape=(n, n, n), tilt_angles=tilts)
+    projector = TiltSeriesProjector(volume_shape=(n, n, n), geometry=TiltGeometry(angles=tilts))
     rec = wbp(projector.forward(blob), projector)
     assert float(rec[n // 2, n // 2, n // 2]) == pytest.approx(fraction, rel=0.01)
 
@@ -239,8 +240,10 @@ def test_wbp_blob_centre_is_the_measured_fraction_of_fourier_space(max_tilt, fra
 def test_wbp_undoes_integer_shifts_exactly_in_the_interior(wedge_data):
     volume, projector, rec = wedge_data
     n = volume.shape[-1]
-    xf = _xf(projector.tilt_angles.shape[0], max_deg=0.0, max_shift=3.0, integer=True)
-    shifted = TiltSeriesProjector(volume_shape=(n, n, n), tilt_angles=projector.tilt_angles, xf=xf)
+    xf = _xf(projector.angles.shape[0], max_deg=0.0, max_shift=3.0, integer=True)
+    shifted = TiltSeriesProjector(
+        volume_shape=(n, n, n), geometry=projector.geometry.replace(xf=xf)
+    )
     rec_xf = wbp(shifted.forward(volume), shifted)
     inner = (slice(16, 48),) * 3
     assert _corr(rec_xf[inner], rec[inner]) > 0.99
@@ -249,8 +252,8 @@ def test_wbp_undoes_integer_shifts_exactly_in_the_interior(wedge_data):
 def test_wbp_with_shifts_and_rotations_matches_unshifted_quality(wedge_data):
     volume, projector, rec = wedge_data
     n = volume.shape[-1]
-    xf = _xf(projector.tilt_angles.shape[0], max_deg=3.0, max_shift=4.0, integer=False)
-    moved = TiltSeriesProjector(volume_shape=(n, n, n), tilt_angles=projector.tilt_angles, xf=xf)
+    xf = _xf(projector.angles.shape[0], max_deg=3.0, max_shift=4.0, integer=False)
+    moved = TiltSeriesProjector(volume_shape=(n, n, n), geometry=projector.geometry.replace(xf=xf))
     raw = moved.forward(volume)
     rec_xf = wbp(raw, moved)
     ignored = wbp(raw, projector)
@@ -264,7 +267,8 @@ def test_wbp_batched_equals_per_item():
     n = 16
     g = torch.Generator().manual_seed(1)
     projector = TiltSeriesProjector(
-        volume_shape=(n, 12, n), tilt_angles=torch.arange(-45, 46, 15, dtype=torch.float64)
+        volume_shape=(n, 12, n),
+        geometry=TiltGeometry(angles=torch.arange(-45, 46, 15, dtype=torch.float64)),
     )
     stacks = torch.randn(2, *projector.range_shape, generator=g, dtype=torch.float64)
     out = wbp(stacks, projector, filter="cosine", cutoff=0.8)

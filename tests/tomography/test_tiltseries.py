@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from inversa.core.errors import InputError
+from inversa.tomography._geometry import TiltGeometry
 from inversa.tomography._radon import radon_forward
 from inversa.tomography._tiltseries import (
     TiltSeriesProjector,
@@ -62,7 +63,9 @@ def test_project_points_matches_a_delta_exactly():
     vol[0 + 2, -1 + 3, 2 + 4] = 1
     # a quarter turn with integer shifts maps pixels onto pixels
     xf = _rot_xf(torch.tensor([90.0, 90.0, -90.0]), torch.tensor([[1.0, 0], [0, -1], [-1, 1]]))
-    raw = TiltSeriesProjector(volume_shape=(5, 7, 9), tilt_angles=tilts, xf=xf, n_detector=9)
+    raw = TiltSeriesProjector(
+        volume_shape=(5, 7, 9), geometry=TiltGeometry(angles=tilts, xf=xf), n_detector=9
+    )
     uv = raw.project_points(point)
     assert uv.shape == (3, 1, 2)
     images = raw.forward(vol)  # (3, 7, 9)
@@ -81,7 +84,7 @@ def test_project_points_tracks_a_blob_through_a_general_alignment():
         -((x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2) / (2 * 1.5**2)
     )
     xf = _rot_xf(TILTS * 0.3, torch.stack([TILTS / 20, -TILTS / 30], -1))
-    op = TiltSeriesProjector(volume_shape=(d, h, w), tilt_angles=TILTS, xf=xf)
+    op = TiltSeriesProjector(volume_shape=(d, h, w), geometry=TiltGeometry(angles=TILTS, xf=xf))
     images = op.forward(vol)
     uv = op.project_points(centre[None])[:, 0]
     yy, xx = torch.meshgrid(
@@ -95,9 +98,9 @@ def test_project_points_tracks_a_blob_through_a_general_alignment():
     torch.testing.assert_close(cx, uv[:, 0], rtol=0, atol=0.05)
     torch.testing.assert_close(cy, uv[:, 1], rtol=0, atol=0.05)
     # without xf the blob sits at (x cos + z sin, y)
-    ideal = TiltSeriesProjector(volume_shape=(d, h, w), tilt_angles=TILTS).project_points(
-        centre[None]
-    )
+    ideal = TiltSeriesProjector(
+        volume_shape=(d, h, w), geometry=TiltGeometry(angles=TILTS)
+    ).project_points(centre[None])
     theta = torch.deg2rad(TILTS.double())
     torch.testing.assert_close(ideal[:, 0, 0], 5 * theta.cos() + 3 * theta.sin())
     assert bool((ideal[:, 0, 1] == -4).all())
@@ -120,7 +123,7 @@ def test_xf_model_is_the_warp_of_the_ideal_projection():
 def test_float32_large_stack_uses_blocked_kernels_consistently():
     g = torch.Generator().manual_seed(3)
     vol = torch.rand(12, 40, 14, generator=g)
-    op = TiltSeriesProjector(volume_shape=(12, 40, 14), tilt_angles=TILTS)
+    op = TiltSeriesProjector(volume_shape=(12, 40, 14), geometry=TiltGeometry(angles=TILTS))
     stack = op.forward(vol)
     ref = op.forward(vol.double())
     torch.testing.assert_close(stack.double(), ref, rtol=1e-5, atol=1e-5)
@@ -130,10 +133,12 @@ def test_float32_large_stack_uses_blocked_kernels_consistently():
 
 def test_bad_input_raises():
     with pytest.raises(InputError):
-        TiltSeriesProjector(volume_shape=(4, 4), tilt_angles=TILTS)
+        TiltSeriesProjector(volume_shape=(4, 4), geometry=TiltGeometry(angles=TILTS))
     with pytest.raises(InputError):
-        TiltSeriesProjector(volume_shape=(4, 4, 4), tilt_angles=TILTS, xf=torch.zeros(3, 2, 3))
-    op = TiltSeriesProjector(volume_shape=(4, 4, 4), tilt_angles=TILTS)
+        TiltSeriesProjector(
+            volume_shape=(4, 4, 4), geometry=TiltGeometry(angles=TILTS, xf=torch.zeros(3, 2, 3))
+        )
+    op = TiltSeriesProjector(volume_shape=(4, 4, 4), geometry=TiltGeometry(angles=TILTS))
     with pytest.raises(InputError):
         op.forward(torch.zeros(4, 5, 4))
     with pytest.raises(InputError):

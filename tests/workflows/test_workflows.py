@@ -1,40 +1,31 @@
-import json
-import math
-
 import pytest
 import torch
 
-from inversa.core import metrics
-from inversa.core.errors import InputError, OutputExistsError
+from inversa.core import metrics, phantoms
+from inversa.core.errors import InputError
+from inversa.tomography import TiltGeometry
 from inversa.workflows import (
     ReconstructionConfig,
     SimulationConfig,
     preprocess_stack,
     reconstruct_stack,
-    run_demo,
     simulate_dataset,
 )
 
 TINY = SimulationConfig(
-    shape=(24, 64, 64), n_particles=4, n_membranes=1, tilt_step=5.0, dose=500.0, seed=1
+    shape=(24, 64, 64),
+    voxel_size=5.0,
+    structure=str(phantoms.builtin_structure_path("1ake")),
+    reference_box=32,
+    n_particles=4,
+    n_membranes=1,
+    tilt_step=5.0,
+    dose=500.0,
+    seed=1,
 )
 
 
-def test_demo_writes_report_figures_and_metrics(tmp_path):
-    result = run_demo(tmp_path, simulation=TINY, sirt_iterations=5)
-    assert result.report.exists()
-    html = result.report.read_text()
-    for png in ("slices.png", "tilts.png", "fsc.png"):
-        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert png in html
-    saved = json.loads((tmp_path / "metrics.json").read_text())
-    for method in ("wbp", "sirt"):
-        m = saved["methods"][method]
-        assert all(math.isfinite(m[k]) for k in ("psnr_db", "ssim", "correlation"))
-        assert m["correlation"] > 0.5
-        assert 2 * TINY.voxel_size <= m["fsc_0.143_A"] < 10 * TINY.voxel_size
-    with pytest.raises(OutputExistsError):
-        run_demo(tmp_path, simulation=TINY, sirt_iterations=5)
+# The demo's tests are in test_demo.py.
 
 
 def test_ctf_phase_flip_improves_reconstruction():
@@ -44,7 +35,7 @@ def test_ctf_phase_flip_improves_reconstruction():
     for defocus in (None, 2.0):
         rec = reconstruct_stack(
             data.stack,
-            data.tilt_angles,
+            data.geometry,
             config=ReconstructionConfig(thickness=24, defocus_um=defocus),
             pixel_size=config.voxel_size,
         )
@@ -56,8 +47,8 @@ def test_misaligned_series_needs_its_xf():
     config = SimulationConfig(**{**vars(TINY), "shift_px": 3.0, "rotation_deg": 2.0})
     data = simulate_dataset(None, config=config)
     cfg = ReconstructionConfig(thickness=24)
-    with_xf = reconstruct_stack(data.stack, data.tilt_angles, config=cfg, xf=data.xf)
-    without = reconstruct_stack(data.stack, data.tilt_angles, config=cfg)
+    with_xf = reconstruct_stack(data.stack, data.geometry, config=cfg)
+    without = reconstruct_stack(data.stack, data.geometry.replace(xf=None), config=cfg)
     c_with = float(metrics.pearson_correlation(with_xf, data.volume))
     c_without = float(metrics.pearson_correlation(without, data.volume))
     assert c_with > 0.6 and c_with > c_without + 0.1, (c_with, c_without)
@@ -101,5 +92,7 @@ def test_bad_configuration_is_input_error():
         preprocess_stack(torch.zeros(1, 2, 2), mode="log")
     with pytest.raises(InputError, match="tilt angles"):
         reconstruct_stack(
-            torch.ones(3, 8, 8), torch.zeros(2), config=ReconstructionConfig(thickness=4)
+            torch.ones(3, 8, 8),
+            TiltGeometry(angles=torch.zeros(2)),
+            config=ReconstructionConfig(thickness=4),
         )

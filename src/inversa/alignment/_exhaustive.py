@@ -34,6 +34,7 @@ from inversa.alignment._volumes import (
     wedge_mask,
 )
 from inversa.core.errors import InputError
+from inversa.core.fourier import frequency_grid
 from inversa.core.rotations import geodesic_distance, local_so3_grid, so3_grid
 
 __all__ = ["ExhaustiveConfig", "align_exhaustive"]
@@ -59,9 +60,10 @@ class ExhaustiveConfig:
     n_candidates
         Distinct coarse peaks (at least two coarse steps apart) refined by the first
         local grid; later levels refine the best one.
-    max_angle
-        Local mode: with ``prior_rotations`` search only within this many degrees of
-        each prior (the first local grid spans it). ``None``: global search.
+    max_angle_deg
+        Local mode: when ``prior_rotations`` are given, search only within this many
+        degrees of each (the first local grid spans it). ``None``: global search always
+        (priors ignored).
     max_shift
         Largest shift norm searched, in voxels.
     wedge
@@ -79,7 +81,7 @@ class ExhaustiveConfig:
     multiresolution
         Fourier-crop the coarse levels to their useful band (see ``max_frequency``), as
         RELION does; ``False`` scores every level at the full band (the plain matched
-        filter: 36x slower at 64^3 in ``inversa bench alignment``, no more accurate).
+        filter: much slower, no more accurate; see ``docs/alignment.md``).
     batch_size
         Rotations interpolated and transformed at once (memory ~ ``6 * batch * box^3``
         floats).
@@ -88,7 +90,7 @@ class ExhaustiveConfig:
     coarse_step: float = 15.0
     refine_steps: tuple[float, ...] = (7.5, 3.75, 1.875, 0.94, 0.47)
     n_candidates: int = 3
-    max_angle: float | None = None
+    max_angle_deg: float | None = None
     max_shift: float = 4.0
     wedge: tuple[float, float] | None = None
     mask_radius: float | None = None
@@ -105,8 +107,8 @@ class ExhaustiveConfig:
             raise InputError(None, f"refine_steps must be positive and decreasing: {steps}")
         if self.n_candidates < 1 or self.batch_size < 1 or self.upsample < 1:
             raise InputError(None, "n_candidates, batch_size and upsample must be >= 1")
-        if self.max_angle is not None and not 0 < self.max_angle <= 180:
-            raise InputError(None, f"max_angle must be in (0, 180], got {self.max_angle}")
+        if self.max_angle_deg is not None and not 0 < self.max_angle_deg <= 180:
+            raise InputError(None, f"max_angle_deg must be in (0, 180], got {self.max_angle_deg}")
         if self.max_shift < 0:
             raise InputError(None, f"max_shift must be >= 0, got {self.max_shift}")
         if not 0 < self.max_frequency <= 0.5 * math.sqrt(3):
@@ -157,6 +159,25 @@ class _Scorers:
         self.mask_radius = max(float(radius), 1.0)
         self._cache: dict[float, _Scorer] = {}
 
+    @functools.cached_property
+    def full_band_weight(self) -> torch.Tensor:
+        """``(D, H, W)`` wedge x band weight of the final shift searches (fftn layout).
+
+        Built once per alignment: each particle's shift is searched twice with it.
+        """
+        cfg = self.config
+        shape = self.shape
+        dev, dt = self.reference.device, self.reference.dtype
+        if cfg.wedge is None:
+            weight = torch.ones(shape, device=dev, dtype=dt)
+        else:
+            lo, hi = cfg.wedge
+            weight = wedge_mask(shape, tilt_min=lo, tilt_max=hi, device=dev, dtype=dt)
+        radius = frequency_grid(shape, fftshift=False, norm=True, device=dev, dtype=dt)
+        weight = weight * (radius <= cfg.max_frequency).to(dt)
+        weight[0, 0, 0] = 0.0
+        return weight
+
     def box_for(self, cutoff: float) -> int:
         """Smallest even working box that holds frequencies up to ``cutoff`` (cycles/voxel)."""
         n = self.shape[-1]
@@ -189,10 +210,9 @@ class _Scorers:
         hermitian[0] = 1.0
         if shape[2] % 2 == 0:
             hermitian[-1] = 1.0
-        zz, yy, xx = torch.meshgrid(
-            *(torch.fft.fftfreq(m, d=1.0 / m, device=dev, dtype=dt) for m in shape),
-            indexing="ij",
-        )
+        xx, yy, zz = frequency_grid(
+            shape, fftshift=False, spacing=[1.0 / m for m in shape], device=dev, dtype=dt
+        ).unbind(-1)
         reach = (cfg.max_shift / scale) ** 2 + 1e-9
         allowed = ((xx**2 + yy**2 + zz**2) <= reach).reshape(-1)
         scorer = _Scorer(
@@ -347,23 +367,13 @@ def _final_shift(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sub-voxel shift ``(3,)`` and full-band score of ``particle`` at ``rotation``."""
     cfg = scorers.config
-    shape = scorers.shape
-    dev, dt = particle.device, particle.dtype
-    if cfg.wedge is None:
-        weight = torch.ones(shape, device=dev, dtype=dt)
-    else:
-        lo, hi = cfg.wedge
-        weight = wedge_mask(shape, tilt_min=lo, tilt_max=hi, device=dev, dtype=dt)
-    radius = torch.linalg.vector_norm(fourier_frequencies(shape, device=dev, dtype=dt), dim=-1)
-    weight = weight * (radius <= cfg.max_frequency).to(dt)
-    weight[0, 0, 0] = 0.0
     rotated = rotate_volume(scorers.reference, rotation)
     return find_shift(
         rotated,
         particle * scorers.mask,
         max_shift=cfg.max_shift,
         upsample=cfg.upsample,
-        weight=weight,
+        weight=scorers.full_band_weight,
     )
 
 
@@ -377,11 +387,12 @@ def align_exhaustive(
 ) -> AlignmentResult:
     """Align volumes to a reference by exhaustive search over SO(3) and all shifts.
 
-    Global mode (``config.max_angle is None``): every particle is scored against the
+    Global mode (no ``prior_rotations`` or ``config.max_angle_deg is None``): every
+    particle is scored against the
     reference rotated by each orientation of ``so3_grid(config.coarse_step)``; the best
     ``n_candidates`` distinct orientations are refined on local grids of spacing
-    ``refine_steps``. Local mode (``config.max_angle`` and ``prior_rotations`` given):
-    the first local grid spans ``max_angle`` around each prior. After the first local
+    ``refine_steps``. Local mode (``config.max_angle_deg`` and ``prior_rotations`` given):
+    the first local grid spans ``max_angle_deg`` around each prior. After the first local
     level the particle is re-centred on its sub-voxel shift and the remaining levels and
     the final shift are searched on the re-centred particle.
 
@@ -394,7 +405,8 @@ def align_exhaustive(
     config
         Grids, wedge, mask and band limit.
     prior_rotations
-        ``(N, 3, 3)`` prior orientations for local mode (ignored in global mode).
+        ``(N, 3, 3)`` prior orientations: local mode within ``config.max_angle_deg`` of
+        them (ignored when that is ``None``); ``None`` for a global search.
     progress
         Show a progress bar over particles (terminals only).
 
@@ -408,7 +420,7 @@ def align_exhaustive(
     Raises
     ------
     InputError
-        Shapes disagree, local mode lacks priors, or the volumes hold non-finite values.
+        Shapes disagree (priors included), or the volumes hold non-finite values.
     """
     start_time = time.perf_counter()
     vols = volumes if volumes.ndim == 4 else volumes[None]
@@ -422,19 +434,19 @@ def align_exhaustive(
         raise InputError(None, "reference or volumes contain NaN or infinite values")
     n = vols.shape[0]
     vols = vols.to(reference.dtype)
-    local = config.max_angle is not None
+    local = config.max_angle_deg is not None and prior_rotations is not None
     if local:
-        if prior_rotations is None or prior_rotations.shape != (n, 3, 3):
+        if prior_rotations.shape != (n, 3, 3):
             raise InputError(
-                None, "local search (max_angle) needs prior_rotations of shape (N, 3, 3)"
+                None, f"prior_rotations must be ({n}, 3, 3), got {tuple(prior_rotations.shape)}"
             )
         priors = prior_rotations.to(device=reference.device, dtype=reference.dtype)
     scorers = _Scorers(reference, config)
     steps = list(config.refine_steps)
 
     if local:
-        finer = [s for s in steps if s < config.max_angle] or [config.max_angle / 2]
-        first_levels = [(config.max_angle, finer[0])]
+        finer = [s for s in steps if s < config.max_angle_deg] or [config.max_angle_deg / 2]
+        first_levels = [(config.max_angle_deg, finer[0])]
         later_levels = list(itertools.pairwise(finer))
     else:
         grid = so3_grid(config.coarse_step, dtype=reference.dtype, device=reference.device)

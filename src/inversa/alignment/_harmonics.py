@@ -9,8 +9,8 @@ Sampling ``F`` off the FFT grid: the volume is zero-padded ``pad`` times (defaul
 transformed, and interpolated trilinearly; trilinear interpolation in Fourier space
 multiplies the volume by ``prod_i sinc^2(x_i / (pad n))`` in real space, so the volume is
 divided by that window first (gridding correction). What remains is the aliasing of the
-interpolation kernel, a relative error of about 1e-2 at 2x padding on smooth structures
-(measured in ``tests/alignment/test_harmonics.py`` through rotation equivariance). A direct
+interpolation kernel, small on smooth structures and smaller with more padding (bounded
+in ``tests/alignment/test_harmonics.py`` through rotation equivariance). A direct
 non-uniform DFT per shell point would be exact but costs ``O(n^3)`` per point, far too
 much for ``~10^5`` points per particle.
 

@@ -5,67 +5,152 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import torch
 
 from inversa.alignment._average import AverageResult, average_particles
 from inversa.alignment._exhaustive import ExhaustiveConfig, align_exhaustive
+from inversa.alignment._newton import NewtonConfig, align_newton
 from inversa.alignment._result import AlignmentResult
 from inversa.core.errors import InputError
 from inversa.core.fourier import lowpass
 
-__all__ = ["IterationStats", "RefineConfig", "RefineResult", "align_particles", "refine"]
+__all__ = [
+    "ALIGNERS",
+    "AlignerConfig",
+    "IterationStats",
+    "RefineConfig",
+    "RefineResult",
+    "align_particles",
+    "aligner_config",
+    "refine",
+]
 
-_METHODS = ("exhaustive", "newton")
+#: The settings of either aligner; its type names the aligner.
+AlignerConfig = NewtonConfig | ExhaustiveConfig
+
+#: Aligner names: ``"newton"`` (:func:`~inversa.alignment.align_newton`, the default)
+#: and ``"exhaustive"`` (:func:`~inversa.alignment.align_exhaustive`, the baseline).
+ALIGNERS = ("newton", "exhaustive")
+
+
+def aligner_config(
+    method: str,
+    *,
+    wedge: tuple[float, float] | None = None,
+    max_shift: float = 4.0,
+    mask_radius: float | None = None,
+    max_angle_deg: float | None = None,
+) -> AlignerConfig:
+    """Return the named aligner's default settings with the settings both aligners share.
+
+    Parameters
+    ----------
+    method
+        ``"newton"`` or ``"exhaustive"`` (:data:`ALIGNERS`).
+    wedge
+        ``(tilt_min, tilt_max)`` degrees of the particles' missing wedge, or ``None``.
+    max_shift
+        Largest shift searched, in voxels.
+    mask_radius
+        Soft spherical mask radius in voxels; default ``box // 2 - 3``.
+    max_angle_deg
+        With prior rotations, search only within this many degrees of them; ``None``:
+        global search always.
+
+    Returns
+    -------
+    NewtonConfig or ExhaustiveConfig
+
+    Raises
+    ------
+    InputError
+        An unknown method, or a setting out of range.
+    """
+    if method not in ALIGNERS:
+        raise InputError(None, f"method must be one of {', '.join(ALIGNERS)}, got {method!r}")
+    kind = NewtonConfig if method == "newton" else ExhaustiveConfig
+    return kind(
+        wedge=wedge, max_shift=max_shift, mask_radius=mask_radius, max_angle_deg=max_angle_deg
+    )
+
+
+def _method(config: AlignerConfig) -> str:
+    return "newton" if isinstance(config, NewtonConfig) else "exhaustive"
 
 
 @dataclass(frozen=True, kw_only=True)
 class RefineConfig:
     """Settings of :func:`refine`.
 
+    The aligner's own config is used as given: its wedge and mask also weight and mask
+    the averages and FSC, and its ``max_angle_deg`` is the local range of the iterations
+    that start from earlier poses (``None``: every iteration searches globally). The one
+    setting derived per iteration, the band limit of the scores, is visible in
+    :meth:`aligner_at`.
+
     Attributes
     ----------
-    method
-        ``"exhaustive"`` (:func:`~inversa.alignment.align_exhaustive`) or ``"newton"``
-        (:func:`~inversa.alignment.align_volumes`, frequency-marched Newton).
-    exhaustive
-        Settings of the exhaustive aligner (its wedge, shift range and mask are taken
-        from this config).
-    newton
-        Settings of the Newton aligner (an ``AlignmentConfig``); default its defaults.
-    wedge
-        ``(tilt_min, tilt_max)`` degrees of the particles' missing wedge, or ``None``.
-    local_angle
-        After the first iteration (or from the start with prior rotations), search only
-        this many degrees around the previous poses; ``None`` searches globally always.
+    aligner
+        :class:`~inversa.alignment.NewtonConfig` (the default: frequency-marched Newton)
+        or :class:`~inversa.alignment.ExhaustiveConfig` (the exhaustive baseline); see
+        :func:`aligner_config`.
     initial_resolution
         Low-pass of the starting reference, in the unit of ``pixel_size`` (e.g. 30 Å);
         ``None`` keeps it as given.
-    max_shift
-        Largest shift searched, in voxels.
-    mask_radius
-        Soft spherical mask radius in voxels (alignment and FSC); default ``box // 2 - 3``.
     """
 
-    method: str = "exhaustive"
-    exhaustive: ExhaustiveConfig = field(default_factory=ExhaustiveConfig)
-    newton: Any = None
-    wedge: tuple[float, float] | None = None
-    local_angle: float | None = 10.0
+    aligner: AlignerConfig = field(default_factory=NewtonConfig)
     initial_resolution: float | None = None
-    max_shift: float = 4.0
-    mask_radius: float | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in _METHODS:
+        if not isinstance(self.aligner, NewtonConfig | ExhaustiveConfig):
             raise InputError(
-                None, f"method must be one of {', '.join(_METHODS)}, got {self.method!r}"
+                None,
+                f"aligner must be a NewtonConfig or an ExhaustiveConfig, got "
+                f"{type(self.aligner).__name__}",
             )
-        if self.local_angle is not None and not 0 < self.local_angle <= 180:
-            raise InputError(None, f"local_angle must be in (0, 180], got {self.local_angle}")
         if self.initial_resolution is not None and not self.initial_resolution > 0:
             raise InputError(None, "initial_resolution must be positive")
+
+    @property
+    def method(self) -> str:
+        """``"newton"`` or ``"exhaustive"``: the aligner's name."""
+        return _method(self.aligner)
+
+    @property
+    def wedge(self) -> tuple[float, float] | None:
+        """The aligner's missing wedge, also used by the averages."""
+        return self.aligner.wedge
+
+    @property
+    def mask_radius(self) -> float | None:
+        """The aligner's mask radius, also used by the FSC."""
+        return self.aligner.mask_radius
+
+    def aligner_at(self, max_frequency: float | None) -> AlignerConfig:
+        """Return the aligner's settings for an iteration scored up to ``max_frequency``.
+
+        Parameters
+        ----------
+        max_frequency
+            Band limit of the scores in cycles per voxel (the current reference's
+            resolution), or ``None`` for the aligner's own band.
+
+        Returns
+        -------
+        NewtonConfig or ExhaustiveConfig
+            :attr:`aligner` with its band (Newton's ``frequency_band`` upper end, the
+            exhaustive ``max_frequency``) lowered to ``max_frequency`` where that is
+            lower; otherwise unchanged.
+        """
+        cfg = self.aligner
+        if max_frequency is None:
+            return cfg
+        if isinstance(cfg, ExhaustiveConfig):
+            return replace(cfg, max_frequency=min(cfg.max_frequency, max_frequency))
+        low, high = cfg.frequency_band
+        return replace(cfg, frequency_band=(low, max(low, min(high, max_frequency))))
 
 
 @dataclass(frozen=True)
@@ -110,24 +195,26 @@ class RefineResult:
         One entry per iteration.
     reference
         The starting reference after its low-pass.
+    subsets
+        ``(N,)`` half set (1 or 2) of every particle.
     """
 
     average: AverageResult
     alignment: AlignmentResult
     iterations: tuple[IterationStats, ...]
     reference: torch.Tensor
+    subsets: torch.Tensor | None = None
 
 
 def align_particles(
     reference: torch.Tensor,
     volumes: torch.Tensor,
     *,
-    config: RefineConfig,
+    config: AlignerConfig,
     prior_rotations: torch.Tensor | None = None,
-    max_frequency: float | None = None,
     progress: bool = False,
 ) -> AlignmentResult:
-    """Align volumes with the aligner, wedge and shift range a :class:`RefineConfig` names.
+    """Align volumes with the aligner whose settings ``config`` are.
 
     Parameters
     ----------
@@ -136,52 +223,29 @@ def align_particles(
     volumes
         ``(N, D, H, W)``.
     config
-        ``method`` picks the aligner; with ``prior_rotations`` the search is local within
-        ``config.local_angle`` (global when it is ``None``).
+        :class:`~inversa.alignment.NewtonConfig` (calls
+        :func:`~inversa.alignment.align_newton`) or
+        :class:`~inversa.alignment.ExhaustiveConfig` (calls
+        :func:`~inversa.alignment.align_exhaustive`).
     prior_rotations
-        ``(N, 3, 3)`` or ``None`` for a global search.
-    max_frequency
-        Band limit of the scores in cycles per voxel (the reference's resolution), or
-        ``None`` for the aligner's own.
+        ``(N, 3, 3)``: search within ``config.max_angle_deg`` of these (globally when
+        that is ``None``); ``None`` for a global search.
     progress
-        Progress bar (exhaustive aligner).
+        Progress bar.
 
     Returns
     -------
     AlignmentResult
     """
-    priors = prior_rotations if config.local_angle is not None else None
-    local = priors is not None
-    if config.method == "exhaustive":
-        cfg = replace(
-            config.exhaustive,
-            wedge=config.wedge,
-            max_shift=config.max_shift,
-            mask_radius=config.mask_radius,
-            max_angle=config.local_angle if local else None,
-        )
-        if max_frequency is not None:
-            cfg = replace(cfg, max_frequency=min(cfg.max_frequency, max_frequency))
+    if isinstance(config, ExhaustiveConfig):
         return align_exhaustive(
-            reference, volumes, config=cfg, prior_rotations=priors, progress=progress
+            reference, volumes, config=config, prior_rotations=prior_rotations, progress=progress
         )
-    # Imported here: the Newton aligner's harmonic tables are only needed when chosen.
-    from inversa.alignment._fast import AlignmentConfig, align_volumes
-
-    base = config.newton if config.newton is not None else AlignmentConfig()
-    changes: dict[str, Any] = {
-        "wedge": config.wedge,
-        "max_shift": config.max_shift,
-        "mask_radius": config.mask_radius,
-    }
-    if local:
-        changes["max_angle_deg"] = config.local_angle
-    if max_frequency is not None:
-        low, high = base.frequency_band
-        changes["frequency_band"] = (low, max(low, min(high, max_frequency)))
-    return align_volumes(
-        reference, volumes, config=replace(base, **changes), prior_rotations=priors
-    )
+    if isinstance(config, NewtonConfig):
+        return align_newton(
+            reference, volumes, config=config, prior_rotations=prior_rotations, progress=progress
+        )
+    raise InputError(None, f"config must name an aligner, got {type(config).__name__}")
 
 
 # Frequencies (cycles/voxel) scored beyond the reference's low-pass: its cosine edge.
@@ -222,7 +286,9 @@ def refine(
     Both halves start from one reference: the given one, else the
     average at ``prior_rotations``, else the first particle, low-passed to
     ``config.initial_resolution``. After the first iteration (or from the start, with
-    priors) searches are local within ``config.local_angle`` of the previous poses.
+    priors) searches are local within ``config.aligner.max_angle_deg`` of the previous
+    poses (global throughout when that is ``None``); iteration settings come from
+    :meth:`RefineConfig.aligner_at`.
 
     Parameters
     ----------
@@ -231,7 +297,7 @@ def refine(
     reference
         ``(D, H, W)`` starting reference, or ``None`` to start from scratch.
     config
-        Aligner, wedge, local range, initial low-pass.
+        The aligner's settings (wedge, mask, local range) and the initial low-pass.
     n_iterations
         Align/average rounds (>= 1).
     subsets
@@ -241,7 +307,7 @@ def refine(
     pixel_size
         Angstrom per voxel (unit of the resolutions).
     progress
-        Progress bars of the exhaustive aligner.
+        Progress bars of the aligner.
 
     Returns
     -------
@@ -283,7 +349,8 @@ def refine(
         reference = _lowpassed(reference, config.initial_resolution, pixel_size)
     refs = {1: reference, 2: reference}
     ref_resolution = config.initial_resolution
-    priors = prior_rotations if config.local_angle is not None else None
+    local_range = config.aligner.max_angle_deg is not None
+    priors = prior_rotations if local_range else None
     history: list[IterationStats] = []
     rotations = torch.empty(n, 3, 3, device=volumes.device, dtype=volumes.dtype)
     shifts = torch.empty(n, 3, device=volumes.device, dtype=volumes.dtype)
@@ -300,9 +367,8 @@ def refine(
             result = align_particles(
                 refs[half],
                 volumes[pick],
-                config=config,
+                config=config.aligner_at(_band(ref_resolution, pixel_size)),
                 prior_rotations=None if priors is None else priors[pick],
-                max_frequency=_band(ref_resolution, pixel_size),
                 progress=progress,
             )
             rotations[pick] = result.rotations.to(rotations.dtype)
@@ -322,7 +388,7 @@ def refine(
             2: _lowpassed(average.half2, average.resolution, pixel_size),
         }
         ref_resolution = average.resolution
-        if config.local_angle is not None:
+        if local_range:
             priors = rotations.clone()
         history.append(
             IterationStats(
@@ -344,4 +410,5 @@ def refine(
         ),
         iterations=tuple(history),
         reference=reference,
+        subsets=subsets.clone(),
     )

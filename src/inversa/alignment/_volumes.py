@@ -12,11 +12,16 @@ it as ``particle(r) = reference(r - s)``.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from inversa.core.errors import InputError
+from inversa.core.fourier import frequency_grid
+
+if TYPE_CHECKING:
+    from inversa.tomography import TiltGeometry
 
 __all__ = [
     "find_shift",
@@ -78,11 +83,7 @@ def rotate_volume(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
 def fourier_frequencies(shape, *, device=None, dtype=torch.float32) -> torch.Tensor:
     """``(D, H, W, 3)`` frequencies (kx, ky, kz) in cycles/voxel, ``torch.fft.fftn`` layout."""
     d, h, w = shape
-    kz = torch.fft.fftfreq(d, device=device, dtype=dtype)
-    ky = torch.fft.fftfreq(h, device=device, dtype=dtype)
-    kx = torch.fft.fftfreq(w, device=device, dtype=dtype)
-    zz, yy, xx = torch.meshgrid(kz, ky, kx, indexing="ij")
-    return torch.stack([xx, yy, zz], dim=-1)
+    return frequency_grid((d, h, w), fftshift=False, device=device, dtype=dtype)
 
 
 def shift_volume(volume: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -144,6 +145,7 @@ def wedge_mask(
     *,
     tilt_min: float = -60.0,
     tilt_max: float = 60.0,
+    geometry: TiltGeometry | None = None,
     device=None,
     dtype=torch.float32,
 ) -> torch.Tensor:
@@ -160,12 +162,17 @@ def wedge_mask(
         ``(D, H, W)`` of the particle box.
     tilt_min, tilt_max
         Tilt range in degrees, within [-90, 90].
+    geometry
+        A :class:`~inversa.tomography.TiltGeometry` whose measured range
+        (``geometry.wedge``) replaces ``tilt_min`` and ``tilt_max``.
 
     Returns
     -------
     torch.Tensor
         ``(D, H, W)`` in ``torch.fft.fftn`` layout (not shifted).
     """
+    if geometry is not None:
+        tilt_min, tilt_max = geometry.wedge
     if not -90.0 <= tilt_min <= tilt_max <= 90.0:
         raise InputError(
             None, f"wedge tilt range must lie in [-90, 90]; got {tilt_min}, {tilt_max}"
@@ -308,10 +315,9 @@ def shift_from_spectra(
     spectrum = (w * fr.conj() * fp).expand(n, *shape)
     cc = torch.fft.ifftn(spectrum, dim=dims).real  # c(s) at integer s (wrapped)
     # Integer shifts of the wrapped correlation, per axis in fft order (0, 1, ..., -1).
-    zz, yy, xx = torch.meshgrid(
-        *(torch.fft.fftfreq(s, d=1.0 / s, device=fp.device, dtype=rdt) for s in shape),
-        indexing="ij",
-    )
+    xx, yy, zz = frequency_grid(
+        shape, fftshift=False, spacing=[1.0 / s for s in shape], device=fp.device, dtype=rdt
+    ).unbind(-1)
     radius = min(shape) / 2 if max_shift is None else max_shift
     allowed = (xx**2 + yy**2 + zz**2) <= radius**2 + 1e-9
     masked = torch.where(allowed, cc, torch.finfo(cc.dtype).min).reshape(n, -1)

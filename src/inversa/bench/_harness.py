@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import threading
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from inversa.core.io import atomic_write
+from inversa.core.io import write_json
 
 __all__ = ["BenchReport", "PeakMemory", "best_time"]
 
@@ -135,6 +134,5 @@ class BenchReport:
     def write_json(self, path: str | Path, *, force: bool = False) -> Path:
         """Write the flat values (plus the environment) atomically."""
         payload = {**self.values, "quick": self.quick, "environment": self.environment()}
-        with atomic_write(path, force=force) as tmp:
-            Path(tmp).write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(path, payload, force=force)
         return Path(path)

@@ -1,4 +1,4 @@
-"""``inversa bench alignment``: frequency-marched Newton against exhaustive matched filtering.
+"""``inversa bench alignment``: the Newton aligner against exhaustive matched filtering.
 
 One run, the same particles for both methods: the density of the shipped atomic model in a
 64^3 box (quick: 32^3), Haar-uniform rotations, shifts uniform in a ball of 3 voxels,
@@ -23,10 +23,16 @@ from pathlib import Path
 
 import torch
 
-from inversa.alignment._average import average_particles
-from inversa.alignment._exhaustive import ExhaustiveConfig, align_exhaustive
-from inversa.alignment._fast import AlignmentConfig, align_volumes
-from inversa.alignment._volumes import shift_volume, spherical_mask, wedge_mask
+from inversa.alignment import (
+    ExhaustiveConfig,
+    NewtonConfig,
+    align_exhaustive,
+    align_newton,
+    average_particles,
+    shift_volume,
+    spherical_mask,
+    wedge_mask,
+)
 from inversa.bench._harness import BenchReport
 from inversa.core import phantoms
 from inversa.core.rotations import geodesic_distance, random_rotations
@@ -117,7 +123,7 @@ def _cuda_timings(v, ref, parts, rots, shifts, config, n_exh) -> None:
 
     ref_c, parts_c = ref.cuda(), parts.cuda()
     big = dataclasses.replace(config, batch_size=64)  # the GPU wants large batches
-    res, secs = timed(lambda k: align_volumes(ref_c, parts_c[:k], config=big))
+    res, secs = timed(lambda k: align_newton(ref_c, parts_c[:k], config=big))
     ang, _ = _errors(res, rots.cuda(), shifts.cuda())
     exh, e_secs = timed(
         lambda k: align_exhaustive(ref_c, parts_c[: k or n_exh], config=ExhaustiveConfig())
@@ -151,7 +157,7 @@ def run(*, quick: bool) -> BenchReport:
     count = 8 if quick else 200
     n_exh = 2 if quick else 5
     wedge = (-60.0, 60.0)
-    config = AlignmentConfig()
+    config = NewtonConfig()
     v = report.values
     v.update(
         box=n,
@@ -167,7 +173,7 @@ def run(*, quick: bool) -> BenchReport:
     per_particle: dict[str, list[tuple[float, float]]] = {"ours": [], "exhaustive": []}
 
     ref, parts, rots, shifts = make_particles(n, count, snr_db=0.0, wedge=None, seed=0)
-    res = align_volumes(ref, parts, config=config)
+    res = align_newton(ref, parts, config=config)
     ang, sh = _errors(res, rots, shifts)
     ours_s = res.seconds / count
     per_particle["ours"] += [(ours_s, max(float(a), 1e-3)) for a in ang]
@@ -212,9 +218,9 @@ def run(*, quick: bool) -> BenchReport:
     avg = average_particles(parts, res.rotations, res.shifts)
     v["fsc_resolution_fraction_of_nyquist"] = 2.0 / avg.resolution
 
-    wcfg = AlignmentConfig(wedge=wedge)
+    wcfg = NewtonConfig(wedge=wedge)
     _, wparts, wrots, wshifts = make_particles(n, count, snr_db=0.0, wedge=wedge, seed=1)
-    wres = align_volumes(ref, wparts, config=wcfg)
+    wres = align_newton(ref, wparts, config=wcfg)
     w_ang, _ = _errors(wres, wrots, wshifts)
     t0 = time.perf_counter()
     wexh = align_exhaustive(ref, wparts[:n_exh], config=ExhaustiveConfig(wedge=wedge))
@@ -238,7 +244,7 @@ def run(*, quick: bool) -> BenchReport:
     low = max(4, count // 4)
     for tag, wdg in (("", None), ("wedge_", wedge)):
         _, lparts, lrots, lshifts = make_particles(n, low, snr_db=-10.0, wedge=wdg, seed=2)
-        lres = align_volumes(ref, lparts, config=AlignmentConfig(wedge=wdg))
+        lres = align_newton(ref, lparts, config=NewtonConfig(wedge=wdg))
         l_ang, _ = _errors(lres, lrots, lshifts)
         v[f"minus10db_{tag}median_error_deg"] = float(l_ang.median())
         v[f"minus10db_{tag}p90_error_deg"] = float(l_ang.quantile(0.9))
@@ -249,11 +255,11 @@ def run(*, quick: bool) -> BenchReport:
     few = 1 if quick else 4
     for box in boxes:
         r_, p_, _, _ = make_particles(box, few, snr_db=0.0, wedge=None, seed=3)
-        v[f"seconds_per_particle_box{box}"] = align_volumes(r_, p_, config=config).seconds / few
+        v[f"seconds_per_particle_box{box}"] = align_newton(r_, p_, config=config).seconds / few
     for top in (16, 24) if quick else (16, 24, 32):
         bands = tuple(b for b in (8, 16, 24, 32) if b <= top)
-        cfg = AlignmentConfig(band_limits=bands)
-        r_ = align_volumes(ref, parts[:few], config=cfg)
+        cfg = NewtonConfig(band_limits=bands)
+        r_ = align_newton(ref, parts[:few], config=cfg)
         a_, _ = _errors(r_, rots[:few], shifts[:few])
         v[f"seconds_per_particle_band{top}"] = r_.seconds / few
         v[f"median_error_deg_band{top}"] = float(a_.median())

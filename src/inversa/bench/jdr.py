@@ -33,9 +33,10 @@ from rich.progress import track
 
 from inversa.bench._harness import BenchReport, best_time
 from inversa.core.errors import InputError
-from inversa.core.io import atomic_write
+from inversa.core.io import atomic_write, read_json, write_json
 from inversa.jdr import (
     JDR,
+    SEARCH_SPACE,
     JDRConfig,
     TrainConfig,
     csbm,
@@ -47,7 +48,6 @@ from inversa.jdr import (
     search_jdr,
     train_node_classifier,
 )
-from inversa.jdr._search import SEARCH_SPACE
 
 __all__ = ["gcn_epoch_seconds", "paper_config_accuracy", "paper_speed", "run", "scaling"]
 
@@ -372,7 +372,7 @@ def _phi_row(
 def _read_rows(path: Path) -> tuple[dict, dict]:
     """Return ``(settings, rows)`` of a sweep's rows file."""
     try:
-        saved = json.loads(path.read_text())
+        saved = read_json(path)
         return dict(saved["settings"]), dict(saved["rows"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(path, f"not a readable JDR rows file ({exc})") from exc
@@ -407,8 +407,7 @@ def _save_row(path: Path, settings: dict, key: str, row: dict) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         rows = _load_resume(path, settings)
         rows[key] = row
-        with atomic_write(path, force=True) as tmp:
-            tmp.write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
+        write_json(path, {"settings": settings, "rows": rows}, force=True, indent=1)
 
 
 def sweep(

@@ -23,6 +23,7 @@ from inversa.bench._harness import BenchReport
 from inversa.core import phantoms
 from inversa.poisson import (
     LinearPoissonModel,
+    SolverConfig,
     StudyConfig,
     best_regularisation,
     diagonal_mse,
@@ -106,13 +107,19 @@ def _timings(report: BenchReport, *, quick: bool) -> None:
     for e in ("ml", "map", "hg", "og"):
         t0 = time.perf_counter()
         _, info = estimate(
-            e, model, y, reg=10.0, penalty="gradient", nonneg=e in ("ml", "map"), n_iter=cap
+            e,
+            model,
+            y,
+            reg=10.0,
+            penalty="gradient",
+            nonneg=e in ("ml", "map"),
+            solver=SolverConfig(n_iter=cap),
         )
         v[f"seconds_{e}"] = time.perf_counter() - t0
         v[f"iterations_{e}"] = info.n_iter
         v[f"converged_{e}"] = info.converged
     t0 = time.perf_counter()
-    _, info = poisson_ml(model, y, method="mlem", n_iter=cap)
+    _, info = poisson_ml(model, y, method="mlem", solver=SolverConfig(n_iter=cap))
     v["seconds_mlem"] = time.perf_counter() - t0
     v.update(iterations_mlem=info.n_iter, converged_mlem=info.converged)
     try:

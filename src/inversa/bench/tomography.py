@@ -18,7 +18,7 @@ import torch
 
 from inversa.bench._harness import BenchReport, PeakMemory, best_time
 from inversa.core import metrics, phantoms
-from inversa.tomography import Radon2D, TiltSeriesProjector, fbp
+from inversa.tomography import Radon2D, TiltGeometry, TiltSeriesProjector, fbp
 
 __all__ = ["adjoint_error", "run"]
 
@@ -104,7 +104,9 @@ def _cuda_timings(report: BenchReport, *, n, angles, n_det, m, tilts) -> None:
     v["radon_forward_cuda_s"] = timed(lambda: op.forward(image))
     v["radon_adjoint_cuda_s"] = timed(lambda: op.adjoint(sino))
     volume = torch.rand(m, m, m, device=dev)
-    proj3 = TiltSeriesProjector(volume_shape=(m, m, m), tilt_angles=tilts.to(dev))
+    proj3 = TiltSeriesProjector(
+        volume_shape=(m, m, m), geometry=TiltGeometry(angles=tilts.to(dev))
+    )
     stack = proj3.forward(volume)
     torch.cuda.reset_peak_memory_stats()
     v["tilt_forward_cuda_s"] = timed(lambda: proj3.forward(volume))
@@ -141,8 +143,10 @@ def run(*, quick: bool = False) -> BenchReport:
     xf = torch.tensor([[[0.99, -0.05, 1.3], [0.05, 0.99, -0.7]]], dtype=torch.float64)
     tilt_small = TiltSeriesProjector(
         volume_shape=(12, 10, 14),
-        tilt_angles=torch.tensor([-50.0, -10.0, 35.0], dtype=torch.float64),
-        xf=xf.expand(3, 2, 3).clone(),
+        geometry=TiltGeometry(
+            angles=torch.tensor([-50.0, -10.0, 35.0], dtype=torch.float64),
+            xf=xf.expand(3, 2, 3).clone(),
+        ),
     )
     v["radon_adjoint_rel_error"] = adjoint_error(radon_small, generator=g)
     v["tilt_adjoint_rel_error"] = adjoint_error(tilt_small, generator=g)
@@ -183,7 +187,7 @@ def run(*, quick: bool = False) -> BenchReport:
     m = 128 if quick else 256
     tilts = torch.arange(-60.0, 61.0, 2.0)
     volume = torch.rand(m, m, m, generator=g)
-    proj3 = TiltSeriesProjector(volume_shape=(m, m, m), tilt_angles=tilts)
+    proj3 = TiltSeriesProjector(volume_shape=(m, m, m), geometry=TiltGeometry(angles=tilts))
     stack = proj3.forward(volume)
     with PeakMemory() as mem_fwd:
         v["tilt_forward_s"] = best_time(lambda: proj3.forward(volume), repeat=3, warmup=0)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from inversa.cli._app import app
-from inversa.cli._options import Force, Scheduler, parse_floats
+from inversa.cli._options import Device, Force, Scheduler, parse_wedge
 
 _Wedge = typer.Option(
     None, "--wedge", help="MIN,MAX tilt range in degrees: weight by the missing wedge."
@@ -15,27 +15,52 @@ _Wedge = typer.Option(
 _Tomograms = typer.Option(
     None,
     "--tomogram",
-    help="Tomogram MRC to cut particles from (repeat; matched to rlnTomoName by file name).",
+    help="Tomogram MRC or RELION 5 tomograms.star to cut particles from (repeat; MRCs are "
+    "matched to rlnTomoName by file name).",
 )
-_Method = typer.Option("exhaustive", "--method", help="Aligner: exhaustive or newton.")
+_Method = typer.Option(
+    "newton", "--method", help="Aligner: newton (default, faster and more accurate) or exhaustive."
+)
 
 
-def _wedge(text: str | None) -> tuple[float, float] | None:
-    return None if text is None else parse_floats(text, count=2, name="--wedge")
+def _warn_untrusted(diagnostics, where: Path | None) -> None:
+    if diagnostics is not None and not diagnostics.trustworthy:
+        reasons = "; ".join(diagnostics.reasons)
+        typer.echo(f"warning: the poses may not be trustworthy: {reasons} (see {where})", err=True)
+
+
+_AllowOutside = typer.Option(
+    None,
+    "--allow-outside",
+    help="Folder that file names in STAR files may point into besides the STAR file's "
+    "folder and the current folder (repeat).",
+)
 
 
 @app.command()
 def extract(
-    tomograms: list[Path] = typer.Argument(..., help="Tomogram MRC file(s)."),
-    particles: Path = typer.Option(..., "--particles", help="RELION 5 particle STAR file."),
+    tomograms: list[Path] = typer.Argument(
+        ..., help="Tomogram MRC file(s) or a RELION 5 tomograms.star."
+    ),
+    particles: Path = typer.Option(..., "--particles", help="RELION particle STAR file."),
     box: int = typer.Option(..., "--box", help="Box edge in voxels."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    scheduler: str = Scheduler,
+    allow_outside: list[Path] = _AllowOutside,
     force: bool = Force,
 ) -> None:
     """Cut subtomograms around STAR coordinates -> MRCs + particles.star (rlnImageName)."""
-    from inversa.workflows._subtomo import extract_particles_file
+    from inversa.workflows import extract_particles_file
 
-    result = extract_particles_file(tomograms, particles, box=box, out_dir=out, force=force)
+    result = extract_particles_file(
+        tomograms,
+        particles,
+        box=box,
+        out_dir=out,
+        scheduler=scheduler,
+        allow_outside=allow_outside or (),
+        force=force,
+    )
     typer.echo(f"extracted {len(result.volumes)} subtomograms of {box}^3 -> {result.star}")
     if result.clipped:
         typer.echo(f"  {len(result.clipped)} box(es) reach past the tomogram edge (padded)")
@@ -43,11 +68,14 @@ def extract(
 
 @app.command()
 def align(
-    particles: Path = typer.Argument(..., help="RELION 5 particle STAR file."),
+    particles: Path = typer.Argument(..., help="RELION particle STAR file."),
     reference: Path = typer.Option(..., "--reference", help="Reference MRC."),
     out: Path = typer.Option(..., "--out", "-o", help="Output STAR file."),
-    local: float = typer.Option(
-        None, "--local", help="Search within DEG of the STAR angles (default: global)."
+    max_angle_deg: float = typer.Option(
+        None,
+        "--max-angle-deg",
+        "--local",
+        help="Search within DEG of the STAR angles (default: global).",
     ),
     wedge: str = _Wedge,
     method: str = _Method,
@@ -55,15 +83,17 @@ def align(
     chunk_size: int = typer.Option(8, "--chunk-size", help="Particles per task/checkpoint."),
     tomograms: list[Path] = _Tomograms,
     scheduler: str = Scheduler,
+    device: str = Device,
+    allow_outside: list[Path] = _AllowOutside,
     force: bool = Force,
 ) -> None:
     """Align particles to a reference; write RELION angles and origins (resumable)."""
-    from inversa.workflows._subtomo import AlignJobConfig, align_particles_file
+    from inversa.workflows import AlignJobConfig, align_particles_file
 
     config = AlignJobConfig(
         method=method,
-        local_angle=local,
-        wedge=_wedge(wedge),
+        max_angle_deg=max_angle_deg,
+        wedge=parse_wedge(wedge),
         max_shift=max_shift,
         chunk_size=chunk_size,
     )
@@ -74,39 +104,58 @@ def align(
         config=config,
         tomograms=tomograms or None,
         scheduler=scheduler,
+        device=device,
+        allow_outside=allow_outside or (),
         force=force,
         progress=True,
     )
-    resumed = f" ({result.resumed_chunks} chunk(s) resumed)" if result.resumed_chunks else ""
+    if result.restarted:
+        typer.echo(f"warning: {result.restarted}", err=True)
+    notes = []
+    if result.resumed_chunks:
+        notes.append(f"{result.resumed_chunks} chunk(s) resumed")
+    if result.redone_chunks:
+        notes.append(f"{result.redone_chunks} checkpointed chunk(s) redone: inputs changed")
+    extra = f" ({'; '.join(notes)})" if notes else ""
     typer.echo(
-        f"aligned {result.n_aligned} particles, mean score {result.mean_score:.3f}{resumed} "
+        f"aligned {result.n_aligned} particles, mean score {result.mean_score:.3f}{extra} "
         f"-> {result.star}"
     )
     for row, reason in result.failed:
         typer.echo(f"  skipped particle {row}: {reason}", err=True)
+    _warn_untrusted(result.diagnostics, result.diagnostics_file)
 
 
 @app.command()
 def average(
-    particles: Path = typer.Argument(..., help="RELION 5 particle STAR file with poses."),
+    particles: Path = typer.Argument(..., help="RELION particle STAR file with poses."),
     out: Path = typer.Option(..., "--out", "-o", help="Output map MRC (half maps beside it)."),
     wedge: str = _Wedge,
     tomograms: list[Path] = _Tomograms,
     box: int = typer.Option(None, "--box", help="Box edge when cutting from tomograms."),
+    device: str = Device,
+    allow_outside: list[Path] = _AllowOutside,
     force: bool = Force,
 ) -> None:
     """Average particles at their poses: map, half maps and half-map FSC."""
-    from inversa.workflows._subtomo import average_particles_file
+    from inversa.workflows import average_particles_file
 
     result = average_particles_file(
-        particles, out, wedge=_wedge(wedge), tomograms=tomograms or None, box=box, force=force
+        particles,
+        out,
+        wedge=parse_wedge(wedge),
+        tomograms=tomograms or None,
+        box=box,
+        device=device,
+        allow_outside=allow_outside or (),
+        force=force,
     )
     typer.echo(f"average -> {out}; half-map FSC 0.143 resolution {result.resolution:.1f} Å")
 
 
 @app.command()
 def refine(
-    particles: Path = typer.Argument(..., help="RELION 5 particle STAR file."),
+    particles: Path = typer.Argument(..., help="RELION particle STAR file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     reference: Path = typer.Option(
         None, "--reference", help="Starting reference MRC (default: from scratch)."
@@ -115,8 +164,11 @@ def refine(
     initial_resolution: float = typer.Option(
         None, "--initial-resolution", help="Low-pass the starting reference to this (Å)."
     ),
-    local: float = typer.Option(
-        10.0, "--local", help="After the first iteration search within DEG of the last poses."
+    max_angle_deg: float = typer.Option(
+        10.0,
+        "--max-angle-deg",
+        "--local",
+        help="After the first iteration search within DEG of the last poses.",
     ),
     use_priors: bool = typer.Option(
         False, "--use-priors", help="Start from the STAR angles (local from the start)."
@@ -126,19 +178,18 @@ def refine(
     max_shift: float = typer.Option(4.0, "--max-shift", help="Largest shift in voxels."),
     tomograms: list[Path] = _Tomograms,
     box: int = typer.Option(None, "--box", help="Box edge when cutting from tomograms."),
+    device: str = Device,
+    allow_outside: list[Path] = _AllowOutside,
     force: bool = Force,
 ) -> None:
     """Refine poses iteratively (gold standard): align, average, FSC, low-pass."""
-    from inversa.alignment._refine import RefineConfig
-    from inversa.workflows._subtomo import refine_particles_file
+    from inversa.alignment import RefineConfig, aligner_config
+    from inversa.workflows import refine_particles_file
 
-    config = RefineConfig(
-        method=method,
-        wedge=_wedge(wedge),
-        local_angle=local,
-        initial_resolution=initial_resolution,
-        max_shift=max_shift,
+    aligner = aligner_config(
+        method, wedge=parse_wedge(wedge), max_shift=max_shift, max_angle_deg=max_angle_deg
     )
+    config = RefineConfig(aligner=aligner, initial_resolution=initial_resolution)
     result = refine_particles_file(
         particles,
         out,
@@ -148,6 +199,8 @@ def refine(
         tomograms=tomograms or None,
         box=box,
         use_priors=use_priors,
+        device=device,
+        allow_outside=allow_outside or (),
         force=force,
     )
     for it in result.iterations:
@@ -156,3 +209,4 @@ def refine(
             f"mean score {it.mean_score:.3f}, {it.seconds:.1f} s"
         )
     typer.echo(f"refined {len(result.alignment.scores)} particles -> {out}")
+    _warn_untrusted(result.diagnostics, result.files.get("diagnostics"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from inversa.cli._app import app
-from inversa.cli._options import Force
+from inversa.cli._options import Force, check_outputs
 
 
 @app.command()
@@ -29,23 +29,23 @@ def bench(
     force: bool = Force,
 ) -> None:
     """Reproduce a method's headline experiment beside its peers and print the ratios."""
-    import json
-
     from inversa.bench import benchmark_figures, run_benchmark
-    from inversa.core.errors import InputError, OutputExistsError
+    from inversa.core.errors import InputError
+    from inversa.core.io import read_json
 
+    if json_path is not None:
+        check_outputs([json_path], force=force, inputs=[] if from_json is None else [from_json])
+    if figures is not None:
+        check_outputs(folders=[figures])
+    if resume is not None:  # an existing resume file is continued, not overwritten
+        check_outputs([resume], force=True)
     if from_json is not None:
         if figures is None:
             raise InputError(from_json, "--from-json only redraws figures: give --figures DIR")
-        try:
-            values = json.loads(from_json.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(from_json, f"not a readable benchmark JSON file ({exc})") from exc
+        values = read_json(from_json)
         for path in benchmark_figures(name, values, figures, force=force):
             typer.echo(f"wrote {path}")
         return
-    if json_path is not None and json_path.exists() and not force:
-        raise OutputExistsError(json_path)
     report = run_benchmark(name, quick=quick, resume=resume)
     report.print()
     if json_path is not None:

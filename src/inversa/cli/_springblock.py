@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from inversa.cli._app import app
-from inversa.cli._options import Force
+from inversa.cli._options import Force, check_outputs, float_list, output_folder
 
 sb_app = typer.Typer(
     help="Spring-block theory of feature learning: load curves, phase diagram, model.",
@@ -17,18 +16,10 @@ sb_app = typer.Typer(
 app.add_typer(sb_app, name="springblock")
 
 
-def _floats(text: str, name: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise typer.BadParameter("expected comma-separated numbers", param_hint=name) from None
-
-
 def _write_json(path: Path, payload: dict, *, force: bool) -> None:
-    from inversa.core.io import atomic_write
+    from inversa.core.io import write_json
 
-    with atomic_write(path, force=force) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(path, payload, force=force)
 
 
 @sb_app.command("curve")
@@ -47,12 +38,10 @@ def curve(
     force: bool = Force,
 ) -> None:
     """Log-separation curve and per-layer load of a saved model on labelled data."""
-    from inversa.core.errors import OutputExistsError
-    from inversa.springblock import load_dataset, separation_curve
-    from inversa.springblock._io import load_model
+    from inversa.springblock import load_dataset, load_model, separation_curve
 
-    if out is not None and out.exists() and not force:
-        raise OutputExistsError(out)
+    if out is not None:
+        check_outputs([out], force=force)
     net = load_model(model, trust=trust)
     ds = load_dataset(data)
     names = None if layers is None else [v.strip() for v in layers.split(",") if v.strip()]
@@ -79,35 +68,49 @@ def phase(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (PNG + JSON)."),
     quick: bool = typer.Option(False, "--quick", help="3 x 3 grid, 2 seeds, 40 epochs."),
     data: str = typer.Option("digits", "--data", help="digits, gmm, or a .npz with x, y."),
-    alphas: str = typer.Option(None, "--alphas", help="LeakyReLU slopes (default 0,0.2,..,1)."),
-    noises: str = typer.Option(None, "--noises", help="Noise levels (default 0,0.1,..,0.8)."),
-    seeds: int = typer.Option(None, "--seeds", help="Seeds per cell (default 10)."),
-    epochs: int = typer.Option(None, "--epochs", help="Epochs per network (default 100)."),
+    alphas: str = typer.Option(
+        None,
+        "--alphas",
+        callback=float_list("--alphas", minimum=0.0, maximum=1.0),
+        help="LeakyReLU slopes in [0, 1] (default 0,0.2,..,1).",
+    ),
+    noises: str = typer.Option(
+        None,
+        "--noises",
+        callback=float_list("--noises", minimum=0.0),
+        help="Noise levels (default 0,0.1,..,0.8).",
+    ),
+    seeds: int = typer.Option(None, "--seeds", min=1, help="Seeds per cell (default 10)."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs per network (default 100)."),
     force: bool = Force,
 ) -> None:
     """Train the (noise x non-linearity) grid, fit the spring-block model, write PNG + JSON."""
-    from inversa.core.errors import InputError, OutputExistsError
-    from inversa.springblock import load_dataset, phase_diagram, plot_phase_diagram
+    import dataclasses
+
+    from inversa.springblock import (
+        PhaseDiagramGrid,
+        load_dataset,
+        phase_diagram,
+        plot_phase_diagram,
+    )
 
     png, js = out / "springblock_phase_diagram.png", out / "springblock_phase_diagram.json"
-    if not out.is_dir():
-        raise InputError(out, "output folder does not exist")
-    for f in (png, js):
-        if f.exists() and not force:
-            raise OutputExistsError(f)
-    q = dict(alphas=(0.0, 0.5, 1.0), noises=(0.0, 0.3, 0.6), seeds=tuple(range(2)), epochs=40)
-    kw = q if quick else {}
-    if alphas is not None:
-        kw["alphas"] = tuple(_floats(alphas, "--alphas"))
-    if noises is not None:
-        kw["noises"] = tuple(_floats(noises, "--noises"))
-    if seeds is not None:
-        kw["seeds"] = tuple(range(seeds))
-    if epochs is not None:
-        kw["epochs"] = epochs
-    result = phase_diagram(load_dataset(data), **kw)
-    plot_phase_diagram(result, png, force=force)
-    _write_json(js, result.to_json(), force=force)
+    check_outputs([png, js], folders=[out], force=force)
+    grid = PhaseDiagramGrid.quick() if quick else PhaseDiagramGrid()
+    chosen = {"alphas": alphas, "noises": noises, "epochs": epochs}
+    chosen["seeds"] = None if seeds is None else tuple(range(seeds))
+    grid = dataclasses.replace(grid, **{k: v for k, v in chosen.items() if v is not None})
+    dataset = load_dataset(data)
+    with output_folder(out):
+        result = phase_diagram(
+            dataset,
+            alphas=grid.alphas,
+            noises=grid.noises,
+            seeds=grid.seeds,
+            epochs=grid.epochs,
+        )
+        plot_phase_diagram(result, png, force=force)
+        _write_json(js, result.to_json(), force=force)
     typer.echo(
         f"{len(result.trained.settings)} networks in {result.seconds:.1f} s; sign agreement "
         f"{result.model.sign_agreement:.0%}; Spearman(linearity, accuracy) "
@@ -125,15 +128,12 @@ def refit_cmd(
     force: bool = Force,
 ) -> None:
     """Refit the spring-block model to a saved run's loads (no retraining); print agreements."""
-    from inversa.core.errors import InputError, OutputExistsError
+    from inversa.core.io import read_json
     from inversa.springblock import refit_phase_diagram
 
-    if out is not None and out.exists() and not force:
-        raise OutputExistsError(out)
-    try:
-        values = json.loads(from_json.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(from_json, f"not a readable JSON file ({exc})") from None
+    if out is not None:
+        check_outputs([out], force=force, inputs=[from_json])
+    values = read_json(from_json)
     new = refit_phase_diagram(values)
     pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
     typer.echo(
@@ -151,14 +151,27 @@ def refit_cmd(
 
 @sb_app.command("simulate")
 def simulate_cmd(
-    friction: str = typer.Option("0,0.05,0.1", "--friction", help="Static friction values."),
-    noise: str = typer.Option("0", "--noise", help="Noise values (all pairs are simulated)."),
-    backward_excess: float = typer.Option(
-        0.0, "--backward-excess", help="Extra friction against backward motion (ratchet)."
+    friction: str = typer.Option(
+        "0,0.05,0.1",
+        "--friction",
+        callback=float_list("--friction", minimum=0.0),
+        help="Static friction values.",
     ),
-    blocks: int = typer.Option(7, "--blocks", help="Number of blocks (layers)."),
-    order: int = typer.Option(1, "--order", help="1: overdamped, 2: Langevin."),
-    steps: int = typer.Option(600, "--steps", help="Simulation steps."),
+    noise: str = typer.Option(
+        "0",
+        "--noise",
+        callback=float_list("--noise", minimum=0.0),
+        help="Noise values (all pairs are simulated).",
+    ),
+    backward_excess: float = typer.Option(
+        0.0,
+        "--backward-excess",
+        min=0.0,
+        help="Extra friction against backward motion (ratchet).",
+    ),
+    blocks: int = typer.Option(7, "--blocks", min=2, help="Number of blocks (layers)."),
+    order: int = typer.Option(1, "--order", min=1, max=2, help="1: overdamped, 2: Langevin."),
+    steps: int = typer.Option(600, "--steps", min=1, help="Simulation steps."),
     noise_decay: float = typer.Option(None, "--noise-decay", help="Order 2: noise decay time."),
     seed: int = typer.Option(0, "--seed", help="Noise seed."),
     out: Path = typer.Option(None, "--out", "-o", help="Write the curves as JSON."),
@@ -167,16 +180,12 @@ def simulate_cmd(
     """Spring-block model curves (elongations = per-layer loads) for friction x noise."""
     import torch
 
-    from inversa.core.errors import InputError, OutputExistsError
     from inversa.springblock import SpringBlockConfig, curvature, simulate
 
-    if out is not None and out.exists() and not force:
-        raise OutputExistsError(out)
-    mus, sigmas = _floats(friction, "--friction"), _floats(noise, "--noise")
-    pairs = [(m, s) for m in mus for s in sigmas]
+    if out is not None:
+        check_outputs([out], force=force)
+    pairs = [(m, s) for m in friction for s in noise]  # tuples parsed by the callbacks
     cfg = SpringBlockConfig(blocks=blocks, order=order, steps=steps, noise_decay=noise_decay)
-    if backward_excess < 0:
-        raise InputError(None, "--backward-excess must be >= 0")
     fwd = torch.tensor([p[0] for p in pairs], dtype=torch.float64)
     x = simulate(
         fwd,

@@ -2,38 +2,77 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from inversa.cli._app import app
-from inversa.cli._options import Device, Force, Scheduler, parse_floats
+from inversa.cli._options import (
+    Device,
+    Force,
+    Scheduler,
+    VoxelSize,
+    check_outputs,
+    float_list,
+    fraction,
+    output_folder,
+    positive,
+)
 from inversa.core.errors import InputError
 
 
 @app.command()
 def simulate(
     out_dir: Path = typer.Argument(..., help="Output folder."),
-    shape: str = typer.Option("48,128,128", help="Volume shape D,H,W (z,y,x) in voxels."),
-    voxel_size: float = typer.Option(5.0, help="Angstrom per voxel."),
-    structure: Path = typer.Option(None, help="PDB/mmCIF of the particle (default: 1AKE chain A)."),
-    n_particles: int = typer.Option(12, help="Copies of the structure in the scene."),
-    n_membranes: int = typer.Option(2, help="Vesicle membranes in the scene."),
-    tilt_range: str = typer.Option("-60,60", help="MIN,MAX tilt in degrees."),
-    tilt_step: float = typer.Option(3.0, help="Tilt step in degrees."),
-    dose: float = typer.Option(3.0, help="Electrons per square Angstrom per tilt."),
+    shape: str = typer.Option(
+        "48,160,160",
+        callback=float_list("--shape", count=3, integers=True, minimum=1),
+        help="Volume shape D,H,W (z,y,x) in voxels.",
+    ),
+    voxel_size: float = typer.Option(12.0, callback=positive, help="Angstrom per voxel."),
+    structure: Path = typer.Option(
+        None, help="PDB/mmCIF of the particle (default: the 80S ribosome, PDB 6ZU5)."
+    ),
+    n_particles: int = typer.Option(12, min=0, help="Copies of the structure in the scene."),
+    n_membranes: int = typer.Option(2, min=0, help="Vesicle membranes in the scene."),
+    tilt_range: str = typer.Option(
+        "-60,60",
+        callback=float_list("--tilt-range", count=2, minimum=-90, maximum=90, increasing=True),
+        help="MIN,MAX tilt in degrees.",
+    ),
+    tilt_step: float = typer.Option(3.0, callback=positive, help="Tilt step in degrees."),
+    dose: float = typer.Option(
+        3.0, callback=positive, help="Electrons per square Angstrom per tilt."
+    ),
     ctf: bool = typer.Option(False, "--ctf/--no-ctf", help="Apply a contrast transfer function."),
-    defocus: float = typer.Option(3.0, help="Defocus in micrometres (underfocus positive)."),
-    shift: float = typer.Option(0.0, help="Random per-tilt shifts up to this many pixels."),
-    rotation: float = typer.Option(0.0, help="Random per-tilt in-plane rotations up to degrees."),
+    defocus: float = typer.Option(
+        3.0, min=0.0, help="Defocus in micrometres (underfocus positive)."
+    ),
+    shift: float = typer.Option(
+        0.0, min=0.0, help="Random per-tilt shifts up to this many pixels."
+    ),
+    rotation: float = typer.Option(
+        0.0, min=0.0, help="Random per-tilt in-plane rotations up to degrees."
+    ),
+    local_deformation: float = typer.Option(
+        0.0,
+        "--local-deformation",
+        min=0.0,
+        metavar="PX",
+        help="Smooth random per-tilt local warps up to PX pixels (0 = off).",
+    ),
     seed: int = typer.Option(0, help="Random seed."),
     force: bool = Force,
 ) -> None:
     """Simulate a cell-like scene: tilt series MRC, .tlt, .xf, ground truth, particles STAR."""
-    from inversa.workflows import SimulationConfig, simulate_dataset
+    from inversa.workflows import SimulationConfig, dataset_paths, simulate_dataset
 
-    d, h, w = (int(v) for v in parse_floats(shape, count=3, name="--shape"))
-    lo, hi = parse_floats(tilt_range, count=2, name="--tilt-range")
+    d, h, w = shape  # parsed by the option's callback
+    lo, hi = tilt_range
+    if structure is not None and not structure.is_file():
+        raise InputError(structure, "no such file" if not structure.exists() else "not a file")
     config = SimulationConfig(
         shape=(d, h, w),
         voxel_size=voxel_size,
@@ -48,9 +87,13 @@ def simulate(
         defocus_um=defocus,
         shift_px=shift,
         rotation_deg=rotation,
+        local_deformation_px=local_deformation,
         seed=seed,
     )
-    result = simulate_dataset(out_dir, config=config, force=force)
+    outputs = dataset_paths(out_dir, config=config)
+    check_outputs(list(outputs.values()), folders=[out_dir], force=force)
+    with output_folder(out_dir):
+        result = simulate_dataset(out_dir, config=config, force=force)
     typer.echo(
         f"simulated {result.stack.shape[0]} tilts of {h}x{w} px, "
         f"{len(result.scene.positions)} particles -> {out_dir}"
@@ -64,25 +107,34 @@ def reconstruct(
     tiltseries: list[Path] = typer.Argument(..., help="Raw tilt-series MRC stack(s)."),
     angles: Path = typer.Option(None, help=".tlt file (default: the stack's .tlt sidecar)."),
     xf: Path = typer.Option(None, help="IMOD .xf alignment (default: the .xf sidecar if any)."),
-    method: str = typer.Option("wbp", help="wbp, sirt or cgls."),
+    method: Literal["wbp", "sirt", "cgls"] = typer.Option("wbp", help="wbp, sirt or cgls."),
     out: Path = typer.Option(..., "--out", "-o", help="Tomogram MRC (one input) or folder."),
-    thickness: int = typer.Option(None, help="Tomogram thickness in voxels (default W/2)."),
-    filter: str = typer.Option("ramp", help="WBP filter: ramp, shepp-logan, cosine, hann."),
-    cutoff: float = typer.Option(1.0, help="WBP filter cutoff (fraction of Nyquist)."),
-    iterations: int = typer.Option(50, help="Iterations of SIRT/CGLS."),
+    thickness: int = typer.Option(None, min=1, help="Tomogram thickness in voxels (default W/2)."),
+    filter: Literal["ramp", "shepp-logan", "cosine", "hann"] = typer.Option(
+        "ramp", help="WBP filter: ramp, shepp-logan, cosine, hann."
+    ),
+    cutoff: float = typer.Option(
+        1.0, callback=fraction, help="WBP filter cutoff (fraction of Nyquist, in (0, 1])."
+    ),
+    iterations: int = typer.Option(50, min=1, help="Iterations of SIRT/CGLS."),
     nonneg: bool = typer.Option(False, "--nonneg", help="Non-negative SIRT."),
-    preprocess: str = typer.Option("normalize", help="normalize, log or none."),
+    preprocess: Literal["normalize", "log", "none"] = typer.Option(
+        "normalize", help="normalize, log or none."
+    ),
     defocus: float = typer.Option(
         None, help="Phase-flip for this defocus (micrometres) before reconstructing."
     ),
+    voxel_size: float = VoxelSize,
     device: str = Device,
     scheduler: str = Scheduler,
     force: bool = Force,
 ) -> None:
     """Reconstruct tilt series into tomograms (several at once go through Dask)."""
-    from inversa.workflows import ReconstructionConfig, reconstruct_files
-    from inversa.workflows._reconstruct import reconstruct_file
+    from inversa.workflows import ReconstructionConfig, is_single_output, reconstruct_paths
 
+    for stack in tiltseries:  # every input checked before any work
+        if not stack.is_file():
+            raise InputError(stack, "no such file" if not stack.exists() else "not a file")
     config = ReconstructionConfig(
         method=method,
         thickness=thickness,
@@ -94,30 +146,22 @@ def reconstruct(
         defocus_um=defocus,
         device=device,
     )
-    if len(tiltseries) == 1 and out.suffix.lower() in (".mrc", ".rec", ".map"):
-        stack = tiltseries[0]
-        if xf is None and stack.with_suffix(".xf").exists():
-            xf = stack.with_suffix(".xf")
-        written = [
-            reconstruct_file(
-                stack,
-                out_path=out,
-                config=config,
-                angles_path=angles,
-                xf_path=xf,
-                force=force,
-                progress=True,
-            )
-        ]
+    if is_single_output(tiltseries, out):
+        check_outputs([out], force=force, inputs=tiltseries)
+        guard = contextlib.nullcontext()
     else:
-        if angles is not None or xf is not None:
-            raise InputError(
-                angles or xf,
-                "--angles/--xf name one stack's files; with several stacks put "
-                "a .tlt (and .xf) beside each stack instead",
-            )
-        written = reconstruct_files(
-            tiltseries, out_dir=out, config=config, force=force, scheduler=scheduler
+        guard = output_folder(out)  # a failed job leaves no tomograms behind
+    with guard:
+        written = reconstruct_paths(
+            tiltseries,
+            out=out,
+            config=config,
+            angles_path=angles,
+            xf_path=xf,
+            force=force,
+            scheduler=scheduler,
+            voxel_size=voxel_size,
+            progress=True,
         )
     for path in written:
         typer.echo(f"wrote {path}")

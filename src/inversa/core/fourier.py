@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
+from inversa.core.errors import InputError
+
 __all__ = [
     "RAMP_FILTER_NAMES",
     "apply_ramp_filter",
@@ -109,31 +111,52 @@ def ifftn_centered(
 
 
 def _axis_frequencies(
-    n: int, *, half: bool, centred: bool, device: torch.device | str | None, dtype: torch.dtype
+    n: int,
+    *,
+    half: bool,
+    shifted: bool,
+    spacing: float,
+    device: torch.device | str | None,
+    dtype: torch.dtype,
 ) -> torch.Tensor:
     if half:
-        return torch.fft.rfftfreq(n, device=device, dtype=dtype)
-    f = torch.fft.fftfreq(n, device=device, dtype=dtype)
-    return torch.fft.fftshift(f) if centred else f
+        return torch.fft.rfftfreq(n, d=spacing, device=device, dtype=dtype)
+    f = torch.fft.fftfreq(n, d=spacing, device=device, dtype=dtype)
+    return torch.fft.fftshift(f) if shifted else f
 
 
 def frequency_grid(
     shape: Sequence[int],
     *,
     rfft: bool = False,
+    fftshift: bool | None = None,
+    norm: bool = False,
+    spacing: float | Sequence[float] = 1.0,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Frequency vectors of every Fourier sample, in cycles per pixel.
+    """Frequency vectors of every Fourier sample: the one frequency grid of the package.
+
+    Each axis holds ``torch.fft.fftfreq(n, d=spacing)`` (``rfftfreq`` for the last axis
+    of a half spectrum), so values are cycles per pixel for ``spacing=1``, cycles per
+    Angstrom for a pixel size in Angstrom, and integer offsets ``0, 1, ..., -1`` for
+    ``spacing=[1 / n for n in shape]``.
 
     Parameters
     ----------
     shape
         Real-space shape ``(h, w)`` or ``(d, h, w)`` (any number of dimensions).
     rfft
-        If false, the grid of a centred full spectrum (:func:`fftn_centered` layout, zero
-        at index ``n // 2``). If true, the layout of ``torch.fft.rfftn`` (not shifted; the
-        last axis has ``w // 2 + 1`` non-negative frequencies).
+        The half spectrum of ``torch.fft.rfftn``: the last axis has ``w // 2 + 1``
+        non-negative frequencies (never shifted).
+    fftshift
+        Zero frequency at index ``n // 2`` of each full axis (the :func:`fftn_centered`
+        layout) instead of index 0 (``torch.fft.fftn``). ``None`` (default) keeps the
+        historical layouts: shifted for a full spectrum, unshifted for ``rfft``.
+    norm
+        Return the magnitude ``|k|`` (the spectrum shape) instead of the vectors.
+    spacing
+        Sample spacing, one value or one per axis of ``shape``.
     device, dtype
         Of the returned tensor.
 
@@ -141,16 +164,33 @@ def frequency_grid(
     -------
     torch.Tensor
         ``(*spectrum_shape, len(shape))``; component 0 is the frequency along the last
-        dimension (x), component 1 along the one before (y), and so on.
+        dimension (x), component 1 along the one before (y), and so on. With ``norm``,
+        ``spectrum_shape``.
     """
     shape = tuple(int(s) for s in shape)
+    if fftshift is None:
+        fftshift = not rfft
+    if isinstance(spacing, (int, float)):
+        spacings = (float(spacing),) * len(shape)
+    else:
+        spacings = tuple(float(d) for d in spacing)
+        if len(spacings) != len(shape):
+            raise InputError(None, f"{len(spacings)} spacings for a {len(shape)}-D shape")
     last = len(shape) - 1
     axes = [
-        _axis_frequencies(n, half=rfft and i == last, centred=not rfft, device=device, dtype=dtype)
-        for i, n in enumerate(shape)
+        _axis_frequencies(
+            n,
+            half=rfft and i == last,
+            shifted=fftshift,
+            spacing=d,
+            device=device,
+            dtype=dtype,
+        )
+        for i, (n, d) in enumerate(zip(shape, spacings, strict=True))
     ]
     grids = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack(grids[::-1], dim=-1)
+    k = torch.stack(grids[::-1], dim=-1)
+    return torch.linalg.vector_norm(k, dim=-1) if norm else k
 
 
 def radial_frequency(
@@ -175,9 +215,7 @@ def radial_frequency(
         The spectrum shape: ``shape`` itself, or with the last size ``w // 2 + 1`` if
         ``rfft``.
     """
-    return torch.linalg.vector_norm(
-        frequency_grid(shape, rfft=rfft, device=device, dtype=dtype), dim=-1
-    )
+    return frequency_grid(shape, rfft=rfft, norm=True, device=device, dtype=dtype)
 
 
 def shell_index(

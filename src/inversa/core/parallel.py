@@ -8,6 +8,7 @@ reported as `ItemResult` entries so that one bad file does not stop a long batch
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import traceback
@@ -25,6 +26,9 @@ from inversa.core.errors import InputError
 __all__ = ["ItemResult", "map_items", "raise_failures"]
 
 _LABEL_LENGTH = 80
+# Seconds to wait for a scheduler given by its address before giving up.
+CONNECT_TIMEOUT = 5
+_USER_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT})
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ class ItemResult:
         ``None`` on success, else ``"ExceptionType: message (at file:line in function)"``
         naming where the exception was raised.
     input_error
-        Whether the failure was an `InputError` (bad user input rather than a bug).
+        Whether the failure was an `InputError` (bad user input rather than a bug), or
+        an `OSError` the user can fix (disk full, read-only, permission denied).
     """
 
     index: int
@@ -78,6 +83,13 @@ def _summary(exc: BaseException) -> str:
     return text
 
 
+def _user_error(exc: BaseException) -> bool:
+    # A full disk or a read-only output is the user's to fix, like a bad input file.
+    if isinstance(exc, OSError) and exc.errno in _USER_ERRNOS:
+        return True
+    return isinstance(exc, InputError)
+
+
 def _run_one(
     fn: Callable[[Any], Any], item: Any, index: int, label: str, catch: bool
 ) -> ItemResult:
@@ -87,7 +99,7 @@ def _run_one(
     except Exception as exc:
         if not catch:
             raise
-        return ItemResult(index, label, None, _summary(exc), isinstance(exc, InputError))
+        return ItemResult(index, label, None, _summary(exc), _user_error(exc))
     return ItemResult(index, label, value, None)
 
 
@@ -123,7 +135,12 @@ def _map_distributed(
     from distributed import Client, as_completed
 
     results: list[ItemResult | None] = [None] * len(tasks)
-    with Client(address, set_as_default=False) as client:
+    try:
+        # distributed waits 30 s by default; an unreachable address should fail fast.
+        client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise InputError(address, f"cannot reach the Dask scheduler ({exc})") from None
+    with client:
         futures = [client.submit(call, pure=False) for call in tasks]
         position = {future.key: i for i, future in enumerate(futures)}
         try:

@@ -1,9 +1,13 @@
 """One training loop and one checkpoint format for every learned method.
 
-Checkpoints (``.pt``) hold only tensors and plain Python values and are read back with
-``torch.load(weights_only=True)``; shipped models are safetensors files whose header carries
-the model configuration as JSON. Both are written atomically, so an interrupted job never
-leaves a half-written file, and a job restarted with the same checkpoint path resumes.
+The loop (:func:`train`) is step-based: ``loss_fn(step)`` builds its own batch (so a model
+trained on mini-batches, full batches or many networks stacked as one batched module all
+fit), may return evaluation metrics beside the loss, and :class:`EarlyStopping` stops the
+run on one of them. Checkpoints (``.pt``) hold only tensors and plain Python values and
+are read back with ``torch.load(weights_only=True)``; shipped models are safetensors files
+whose header carries the model configuration as JSON. Both are written atomically, so an
+interrupted job never leaves a half-written file, and a job restarted with the same
+checkpoint path resumes.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import torch
 
 from inversa.core.errors import InputError
 from inversa.core.io import atomic_write
 
 __all__ = [
+    "EarlyStopping",
     "TrainConfig",
     "TrainResult",
     "TrainingDiverged",
@@ -37,6 +44,46 @@ LossFn = Callable[[int], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the step."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EarlyStopping:
+    """Stop training when a monitored metric (lower is better) stops improving.
+
+    The metric is one that ``loss_fn`` returns for a step, computed on the weights before
+    that step's update; when the rule fires, that update is not made and the run ends.
+
+    Attributes
+    ----------
+    metric
+        Name of the metric in the dict ``loss_fn`` returns (e.g. a validation loss).
+    patience
+        How many past values the rule looks at (>= 1).
+    rule
+        ``"mean"``: stop once the value exceeds the mean of the previous ``patience``
+        values (the GPRGNN recipe); ``"best"``: stop once the lowest value seen is
+        ``patience`` steps old.
+    """
+
+    metric: str
+    patience: int
+    rule: Literal["mean", "best"] = "best"
+
+    def __post_init__(self) -> None:
+        if self.patience < 1:
+            raise InputError(None, f"patience must be >= 1, got {self.patience}")
+        if self.rule not in ("mean", "best"):
+            raise InputError(None, f"rule must be 'mean' or 'best', got {self.rule!r}")
+
+    def should_stop(self, past: list[float], value: float) -> bool:
+        """Whether ``value`` ends the run, given the ``past`` values (oldest first)."""
+        if self.rule == "mean":
+            # np.mean as the GPRGNN reference code, so the same comparisons come out.
+            return len(past) >= self.patience and value > np.mean(past[-self.patience :])
+        if not past:
+            return False
+        best = int(np.argmin([*past, value]))
+        return len(past) - best >= self.patience
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +108,8 @@ class TrainConfig:
         Show a progress bar (rank 0 only).
     description
         Label of the progress bar.
+    early_stopping
+        Stop on a metric that ``loss_fn`` returns, or ``None`` to run all ``steps``.
     """
 
     steps: int
@@ -71,6 +120,7 @@ class TrainConfig:
     log_every: int = 10
     progress: bool = True
     description: str = "training"
+    early_stopping: EarlyStopping | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -95,12 +145,15 @@ class TrainResult:
         Steps run by this call.
     resumed_from
         Step the run resumed from (0 when it started fresh).
+    stopped_early
+        True when :class:`EarlyStopping` ended the run before ``steps``.
     """
 
     history: list[dict[str, float]]
     final_loss: float
     steps_run: int
     resumed_from: int
+    stopped_early: bool = False
 
 
 def _rank() -> int:
@@ -231,7 +284,7 @@ def _restore(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-) -> tuple[int, list[dict[str, float]]]:
+) -> tuple[int, list[dict[str, float]], list[float], bool]:
     state = load_checkpoint(path)
     try:
         _unwrap(model).load_state_dict(state["model"])
@@ -242,7 +295,8 @@ def _restore(
         step = int(state["step"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise InputError(path, f"checkpoint does not match this model ({exc})") from exc
-    return step, list(state.get("history", []))
+    monitored = [float(v) for v in state.get("monitored", [])]
+    return step, list(state.get("history", [])), monitored, bool(state.get("stopped", False))
 
 
 def _snapshot(
@@ -251,6 +305,8 @@ def _snapshot(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     history: list[dict[str, float]],
+    monitored: list[float],
+    stopped: bool,
 ) -> dict:
     state = {
         "step": step,
@@ -258,6 +314,8 @@ def _snapshot(
         "optimizer": optimizer.state_dict(),
         "rng": torch.get_rng_state(),
         "history": history,
+        "monitored": monitored,
+        "stopped": stopped,
     }
     if scheduler is not None:
         state["scheduler"] = scheduler.state_dict()
@@ -282,11 +340,12 @@ def train(
         Optimiser over ``model``'s parameters.
     loss_fn
         ``loss_fn(step)`` builds the batch of global step ``step`` (0-based) and returns the
-        scalar loss, or ``(loss, metrics)`` with float (or scalar tensor) metrics.
-        Deriving its randomness from ``step`` makes a resumed run identical to an
-        uninterrupted one.
+        scalar loss, or ``(loss, metrics)`` with float (or scalar tensor) metrics; an
+        evaluation done there (e.g. a validation loss of the current weights) can be
+        monitored by ``config.early_stopping``. Deriving its randomness from ``step``
+        makes a resumed run identical to an uninterrupted one.
     config
-        Steps, clipping, checkpointing and logging.
+        Steps, clipping, checkpointing, logging and early stopping.
     scheduler
         Learning-rate scheduler stepped after every optimiser step.
 
@@ -298,13 +357,17 @@ def train(
     ------
     TrainingDiverged
         When the loss is not finite; the checkpoint keeps the last good state.
+    InputError
+        When the monitored metric is missing from what ``loss_fn`` returns.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    start, history = 0, []
+    start, history, monitored, stopped = 0, [], [], False
+    stopper = config.early_stopping
     ckpt = None if config.checkpoint is None else Path(config.checkpoint)
     if ckpt is not None and config.resume and ckpt.exists():
-        start, history = _restore(ckpt, model, optimizer, scheduler)
+        start, history, monitored, stopped = _restore(ckpt, model, optimizer, scheduler)
+    done = start
     rank0 = _rank() == 0
     model.train()
     last = math.nan
@@ -318,12 +381,28 @@ def train(
     with Progress(*columns, disable=not show) as bar:
         task = bar.add_task(config.description, total=config.steps, completed=start, loss="-")
         for step in range(start, config.steps):
+            if stopped:
+                break
             optimizer.zero_grad(set_to_none=True)
             out = loss_fn(step)
             loss, metrics = out if isinstance(out, tuple) else (out, {})
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise TrainingDiverged(f"{config.description}: loss is {value} at step {step + 1}")
+            if stopper is not None:
+                if stopper.metric not in metrics:
+                    raise InputError(None, f"loss_fn returned no metric {stopper.metric!r}")
+                watched = _scalar(metrics[stopper.metric])
+                stopped = stopper.should_stop(monitored, watched)
+                if stopped:
+                    # This step's weights are final: save them as the end of the run.
+                    if ckpt is not None and rank0:
+                        state = _snapshot(
+                            done, model, optimizer, scheduler, history, monitored, True
+                        )
+                        save_checkpoint(ckpt, state)
+                    break
+                monitored.append(watched)
             loss.backward()
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -337,8 +416,14 @@ def train(
                 entry = {"step": float(done), "loss": value}
                 history.append(entry | {k: _scalar(v) for k, v in metrics.items()})
             if ckpt is not None and rank0 and (done % config.checkpoint_every == 0 or last_step):
-                save_checkpoint(ckpt, _snapshot(done, model, optimizer, scheduler, history))
-            bar.update(task, completed=done, loss=f"{value:.4g}")
+                state = _snapshot(done, model, optimizer, scheduler, history, monitored, False)
+                save_checkpoint(ckpt, state)
+            if show:  # a hidden bar still costs a lock per update
+                bar.update(task, completed=done, loss=f"{value:.4g}")
     return TrainResult(
-        history=history, final_loss=last, steps_run=config.steps - start, resumed_from=start
+        history=history,
+        final_loss=last,
+        steps_run=done - start,
+        resumed_from=start,
+        stopped_early=stopped,
     )

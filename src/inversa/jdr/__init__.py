@@ -6,12 +6,12 @@ random splits with confidence intervals, the DIGL and FoSR baselines, and a
 validation-only hyperparameter search.
 """
 
-from inversa.jdr._algorithm import JDRConfig, JDRResult, alignment, jdr
+from inversa.jdr._algorithm import DENOISE_CHOICES, JDRConfig, JDRResult, alignment, jdr
 from inversa.jdr._baselines import digl, fosr
 from inversa.jdr._csbm import csbm, csbm_parameters
 from inversa.jdr._io import read_graph, write_graph
 from inversa.jdr._models import GCN, GPRGNN, gcn_operator
-from inversa.jdr._search import search_jdr
+from inversa.jdr._search import SEARCH_SPACE, search_jdr
 from inversa.jdr._train import (
     SPLITS,
     Accuracy,
@@ -23,9 +23,11 @@ from inversa.jdr._train import (
 from inversa.jdr._transform import JDR
 
 __all__ = [
+    "DENOISE_CHOICES",
     "GCN",
     "GPRGNN",
     "JDR",
+    "SEARCH_SPACE",
     "SPLITS",
     "Accuracy",
     "JDRConfig",

@@ -87,7 +87,8 @@ class JDRConfig:
         iteration tracks it; solves for :func:`alignment` run to ``eig_tol``.
     measure_alignment
         Measure :func:`alignment` of the output (``JDRResult.alignment_after``; a cold
-        eigensolve on the rewired graph, 15-20 % of a large sparse run). The input's
+        eigensolve on the rewired graph, a sizeable share of a large sparse run, see
+        docs/jdr.md). The input's
         alignment comes free from the first iteration's spectra.
     seed
         Seed of the solvers' start vectors.

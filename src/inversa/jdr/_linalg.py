@@ -242,8 +242,8 @@ class DenseGraph:
         """Leading ``k`` eigenpairs, sorted by descending eigenvalue (or absolute value).
 
         Exact (LAPACK), so ``seed`` and ``converge`` do not matter. Only the wanted end(s)
-        of the spectrum are computed (``syevr`` subsets), about twice as fast as a full
-        ``eigh`` at n = 500: the k largest |lambda| lie among the k largest and k smallest.
+        of the spectrum are computed (``syevr`` subsets), cheaper than a full ``eigh``:
+        the k largest |lambda| lie among the k largest and k smallest.
         """
         n = self.n
         if (2 if by_abs else 1) * k >= n:

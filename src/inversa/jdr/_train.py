@@ -1,4 +1,8 @@
-"""Random splits, training with early stopping, and accuracy with confidence intervals."""
+"""Random splits, training with early stopping, and accuracy with confidence intervals.
+
+Training runs on :func:`inversa.core.training.train`: one step per epoch, the validation
+loss of the current weights returned as a metric and monitored by its early stopping.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from inversa.core import training
 from inversa.core.errors import InputError
 
 __all__ = ["SPLITS", "Accuracy", "TrainConfig", "evaluate", "random_split", "train_node_classifier"]
@@ -72,7 +77,7 @@ class TrainConfig:
     max_epochs
         Upper bound on epochs.
     patience
-        Early stopping: stop once the validation loss exceeds the mean of the last
+        Early stopping (>= 1): stop once the validation loss exceeds the mean of the last
         ``patience`` validation losses; the test accuracy at the lowest validation
         loss is reported.
     hidden, dropout
@@ -137,8 +142,9 @@ def train_node_classifier(
     train, val, test = masks
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     best_loss, best = math.inf, (0.0, 0.0)
-    history: list[float] = []
-    for _ in range(config.max_epochs):
+
+    def loss_fn(_epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        nonlocal best_loss, best
         # The current weights are evaluated (no dropout) and trained from one forward:
         # the first layer's product is shared, the costliest part on wide features.
         out, evaluated = model.train_eval_logits(x, data.edge_index, weight)
@@ -150,12 +156,16 @@ def train_node_classifier(
                 float((pred[val] == data.y[val]).float().mean()),
                 float((pred[test] == data.y[test]).float().mean()),
             )
-        if len(history) >= config.patience and val_loss > np.mean(history[-config.patience :]):
-            break
-        history.append(val_loss)
-        opt.zero_grad()
-        F.cross_entropy(out[train], data.y[train]).backward()
-        opt.step()
+        return F.cross_entropy(out[train], data.y[train]), {"val_loss": val_loss}
+
+    stop = training.EarlyStopping(metric="val_loss", patience=config.patience, rule="mean")
+    run = training.TrainConfig(
+        steps=config.max_epochs,
+        log_every=max(1, config.max_epochs),
+        progress=False,
+        early_stopping=stop,
+    )
+    training.train(model=model, optimizer=opt, loss_fn=loss_fn, config=run)
     return best
 
 

@@ -23,6 +23,7 @@ from inversa.neurde._metrics import (
     standoff_distance,
 )
 from inversa.neurde._neural import EquilibriumNet, NeuralEquilibrium, project_moments
+from inversa.neurde._report import train_and_save, write_figures, write_simulation
 from inversa.neurde._riemann import GasState, RiemannSolution, exact_riemann
 from inversa.neurde._run import SimulationResult, run_case
 from inversa.neurde._solver import (
@@ -86,6 +87,9 @@ __all__ = [
     "simulate",
     "standoff_distance",
     "stream",
+    "train_and_save",
     "train_equilibrium",
     "validate_state",
+    "write_figures",
+    "write_simulation",
 ]

@@ -95,8 +95,11 @@ def write_simulation(
     equilibrium: str = "newton",
     weights: str | Path | None = None,
     force: bool = False,
+    device: str = "cpu",
 ) -> list[Path]:
     """Simulate and write ``OUT/fields.npz`` (rho, ux, uy, T, step) and ``OUT/fields.png``.
+
+    ``device``: the torch device to simulate on (results are written from the CPU).
 
     Raises
     ------
@@ -110,7 +113,9 @@ def write_simulation(
     for p in (npz, png):
         if p.exists() and not force:
             raise OutputExistsError(p)
-    result = run_case(case, steps=steps, equilibrium=equilibrium, weights=weights)
+    result = run_case(
+        case, steps=steps, equilibrium=equilibrium, weights=weights, device=device
+    )
     rho, ux, uy, T = (f.cpu().numpy() for f in result.fields)
     with atomic_write(npz, force=force) as tmp:
         with open(tmp, "wb") as fh:

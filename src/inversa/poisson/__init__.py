@@ -2,21 +2,23 @@
 
 Measurement models with a dose knob (:class:`LinearPoissonModel`,
 :class:`TransmissionModel`), the estimators compared by the study (Poisson ML by MLEM,
-Poisson MAP, HG, OG and the transmission counterparts PWLS and penalised likelihood),
-the diagonal model with exact per-mode MSE, and the CT study.
+Poisson MAP, HG = heteroscedastic Gaussian, OG = homoscedastic Gaussian, and the
+transmission counterparts PWLS and penalised likelihood) run as a :class:`SolverConfig`
+says and reporting a :class:`inversa.core.solve.SolveInfo`, the diagonal model with exact
+per-mode MSE, and the CT study.
 """
 
+from inversa.core.solve import SolveInfo
 from inversa.poisson._diagonal import (
     best_regularisation,
     diagonal_estimate,
     diagonal_mse,
     diagonal_mse_mc,
 )
-from inversa.poisson._models import LinearPoissonModel, TransmissionModel, check_counts
-from inversa.poisson._penalties import Penalty, PenaltyKind
-from inversa.poisson._solvers import (
+from inversa.poisson._estimators import (
+    ESTIMATOR_ALIASES,
     EstimatorName,
-    SolverInfo,
+    canonical_estimator,
     estimate,
     heteroscedastic_ls,
     homoscedastic_ls,
@@ -25,6 +27,9 @@ from inversa.poisson._solvers import (
     transmission_pl,
     transmission_pwls,
 )
+from inversa.poisson._models import LinearPoissonModel, TransmissionModel, check_counts
+from inversa.poisson._optimizers import SolverConfig
+from inversa.poisson._penalties import Penalty, PenaltyKind
 from inversa.poisson._study import (
     StudyConfig,
     StudyResult,
@@ -36,15 +41,18 @@ from inversa.poisson._study import (
 )
 
 __all__ = [
+    "ESTIMATOR_ALIASES",
     "EstimatorName",
     "LinearPoissonModel",
     "Penalty",
     "PenaltyKind",
-    "SolverInfo",
+    "SolveInfo",
+    "SolverConfig",
     "StudyConfig",
     "StudyResult",
     "TransmissionModel",
     "best_regularisation",
+    "canonical_estimator",
     "check_counts",
     "ct_small_image",
     "diagonal_estimate",

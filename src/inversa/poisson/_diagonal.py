@@ -20,20 +20,19 @@ import torch
 
 from inversa.core.errors import InputError
 from inversa.core.noise import PoissonNoise
-from inversa.poisson._solvers import EstimatorName
+from inversa.poisson._estimators import EstimatorName, canonical_estimator
 
 __all__ = ["best_regularisation", "diagonal_estimate", "diagonal_mse", "diagonal_mse_mc"]
 
-_NAMES = ("ml", "map", "hg", "og")
 
-
-def _check(name: str, dose: float, reg: float) -> None:
-    if name not in _NAMES:
-        raise InputError(None, f"estimator must be one of {', '.join(_NAMES)}, got {name!r}")
+def _check(name: str, dose: float, reg: float) -> str:
+    """Validate the arguments; return the estimator's short name."""
+    key = canonical_estimator(name)
     if not (math.isfinite(dose) and dose > 0):
         raise InputError(None, f"dose must be a finite positive number, got {dose}")
     if not (math.isfinite(reg) and reg >= 0):
         raise InputError(None, f"reg must be finite and non-negative, got {reg}")
+    return key
 
 
 def diagonal_estimate(
@@ -50,7 +49,8 @@ def diagonal_estimate(
     Parameters
     ----------
     name
-        ``"ml"``, ``"map"``, ``"hg"`` or ``"og"``.
+        ``"ml"``, ``"map"``, ``"hg"`` or ``"og"``, or an alias (see
+        :func:`~inversa.poisson.canonical_estimator`).
     k
         ``(..., J)`` counts.
     a
@@ -67,7 +67,7 @@ def diagonal_estimate(
     torch.Tensor
         ``(..., J)`` estimates.
     """
-    _check(name, dose, reg)
+    name = _check(name, dose, reg)
     sa = dose * a
     if name == "ml":
         return k / sa
@@ -108,7 +108,7 @@ def diagonal_mse(
         ``(J,)`` MSE per mode (float64): the Poisson sum up to a tail mass ``< 1e-16``,
         or the closed forms ``x / (s a)`` (ML) and bias^2 + variance (OG).
     """
-    _check(name, dose, reg)
+    name = _check(name, dose, reg)
     x, a = x.double(), a.double()
     if bool((x < 0).any()) or bool((a <= 0).any()):
         raise InputError(None, "the diagonal model needs x >= 0 and a > 0")
@@ -154,7 +154,7 @@ def diagonal_mse_mc(
     torch.Tensor
         ``(J,)`` sample MSE per mode (float64).
     """
-    _check(name, dose, reg)
+    name = _check(name, dose, reg)
     if n_samples < 1:
         raise InputError(None, f"n_samples must be at least 1, got {n_samples}")
     x, a = x.double(), a.double()
@@ -199,6 +199,7 @@ def best_regularisation(
     mse : float
         The total MSE there.
     """
+    name = canonical_estimator(name)
     if name == "ml":
         return 0.0, float(diagonal_mse("ml", x, a, dose=dose, reg=0.0).sum())
     grid = [float(r) for r in reg_grid]

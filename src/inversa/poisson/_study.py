@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from inversa.core import metrics, phantoms
 from inversa.core.errors import InputError
 from inversa.core.io import atomic_write
+from inversa.core.optional import require
+from inversa.poisson._estimators import EstimatorName, estimate
 from inversa.poisson._models import LinearPoissonModel
+from inversa.poisson._optimizers import SolverConfig
 from inversa.poisson._penalties import PenaltyKind
-from inversa.poisson._solvers import EstimatorName, estimate
 from inversa.tomography import Radon2D
 
 __all__ = [
@@ -41,8 +43,8 @@ def ct_small_image(size: int = 128, *, dtype: torch.dtype = torch.float32) -> to
     torch.Tensor
         ``(size, size)`` non-negative image.
     """
-    from pydicom import dcmread
-    from pydicom.data import get_testdata_file
+    dcmread = require("pydicom", extra="poisson").dcmread
+    get_testdata_file = require("pydicom.data", extra="poisson").get_testdata_file
 
     path = get_testdata_file("CT_small.dcm")
     if path is None:
@@ -131,7 +133,7 @@ class StudyConfig:
 
     @classmethod
     def quick(cls) -> StudyConfig:
-        """Small sizes for a laptop run (about a minute)."""
+        """Small sizes for a quick laptop run."""
         return cls(
             size=32,
             n_angles=24,
@@ -231,7 +233,10 @@ def run_study(config: StudyConfig, *, progress: bool = False) -> StudyResult:
         result.iterations,
     ):
         d.update({e: [] for e in ESTIMATORS})
-    solve = {"n_iter": config.n_iter, "tol": config.tol, "penalty": config.penalty}
+    solve = {
+        "solver": SolverConfig(n_iter=config.n_iter, tol=config.tol),
+        "penalty": config.penalty,
+    }
     r = config.n_realisations
     for s in config.doses:
         model = LinearPoissonModel(operator=op, dose=s)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from inversa.core.errors import InputError, OutputExistsError
+from inversa.core.optional import require
 from inversa.seislm._synthetic import LabelledWaveforms
 
 __all__ = [
@@ -52,7 +53,7 @@ def write_seisbench(
     pathlib.Path
         The dataset folder, readable by ``seisbench.data.WaveformDataset(path)``.
     """
-    import seisbench.data as sbd
+    sbd = require("seisbench.data", extra="seismic")
 
     folder = Path(path)
     meta, wave = folder / "metadata.csv", folder / "waveforms.hdf5"
@@ -107,7 +108,7 @@ def read_seisbench(
     LabelledWaveforms
         Onsets from ``trace_p_arrival_sample`` / ``trace_s_arrival_sample`` (NaN if absent).
     """
-    import seisbench.data as sbd
+    sbd = require("seisbench.data", extra="seismic")
 
     folder = Path(path)
     for f in ("metadata.csv", "waveforms.hdf5"):

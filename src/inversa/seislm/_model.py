@@ -276,9 +276,8 @@ class _Dropout(nn.Module):
     """Dropout whose CPU mask comes from 16-bit random words (``p`` to within 2**-16).
 
     ``F.dropout`` on CPU draws one Mersenne-Twister number per element; one 64-bit draw
-    gives four 16-bit words here, and forward + backward of an ``(8, 749, 64)`` dropout
-    (seven per tiny-config pretraining step) take 2.6 ms instead of 5.8 ms on one core.
-    Elsewhere (CUDA) it is ``F.dropout``.
+    gives four 16-bit words here, which roughly halves the cost of the mask (docs/seislm.md
+    has the timing). Elsewhere (CUDA) it is ``F.dropout``.
     """
 
     def __init__(self, p: float) -> None:
@@ -308,7 +307,7 @@ class _Block(nn.Module):
     No dropout on the attention weights: it would force the unfused attention path,
     which materialises every ``frames x frames`` matrix. No dropout inside the
     feed-forward block either (fairseq's wav2vec2 base has ``activation_dropout=0``): on
-    the ``ffn``-wide activations it cost about a tenth of a CPU pretraining step.
+    the ``ffn``-wide activations it costs a noticeable share of a CPU pretraining step.
     """
 
     def __init__(self, c: SeisLMConfig) -> None:

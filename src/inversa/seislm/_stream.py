@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from inversa.core.errors import InputError
+from inversa.core.optional import require
 
 __all__ = ["StationWaveform", "read_waveforms", "stream_to_waveforms"]
 
@@ -193,7 +194,7 @@ def read_waveforms(
         ``(path, StationWaveform)`` for every station of every good file, and
         ``(path, problem)`` for every file that could not be used.
     """
-    import obspy
+    obspy = require("obspy", extra="seismic")
 
     good, bad = [], []
     for p in map(Path, paths):

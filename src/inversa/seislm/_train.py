@@ -401,7 +401,7 @@ def make_shipped_model(
 
     Pretraining draws 10 s crops (batch 16) from 2000 unlabelled synthetic 30 s windows
     (seed 1); fine-tuning draws 15 s crops (batch 8) from 2000 labelled 30 s windows
-    (seed 2). A few minutes on 2 CPU cores; the picker then runs on 30 s windows.
+    (seed 2); the picker then runs on 30 s windows.
 
     Parameters
     ----------

@@ -26,6 +26,7 @@ from inversa.springblock._model import (
 from inversa.springblock._phase import (
     ModelComparison,
     PhaseDiagram,
+    PhaseDiagramGrid,
     compare_spring_block,
     phase_diagram,
     plot_phase_diagram,
@@ -48,6 +49,7 @@ __all__ = [
     "ModelComparison",
     "NetworkSetting",
     "PhaseDiagram",
+    "PhaseDiagramGrid",
     "SeparationCurve",
     "SpringBlockConfig",
     "SpringBlockFit",

@@ -2,9 +2,9 @@
 
 ``depth - 1`` blocks Conv2d(3x3, padding 1)-BatchNorm2d-LeakyReLU(alpha)[-Dropout] on the
 image, then a flattening output Linear. The networks are trained one after the other with
-PyTorch's autograd and Adam (a batched CNN would need grouped convolutions, which gain little
-on a CPU here: the convolutions already fill the cores), and measured with the hook-based
-`separation_curve`, exactly as a user's model would be.
+PyTorch's autograd and Adam on `inversa.core.training.train` (a batched CNN would need
+grouped convolutions, which gain little on a CPU: the convolutions already fill the cores),
+and measured with the hook-based `separation_curve`, exactly as a user's model would be.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from inversa.core import training
 from inversa.core.errors import InputError
 from inversa.springblock._data import Dataset
 from inversa.springblock._mlp import NetworkSetting, TrainedNetworks, _noisy_batch
@@ -82,6 +83,40 @@ def make_cnn(
         return nn.Sequential(*mods)
 
 
+def _train_one(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    data: Dataset,
+    setting: NetworkSetting,
+    *,
+    image_shape: tuple[int, int],
+    epochs: int,
+    seed: int,
+) -> None:
+    """Train one CNN on ``x`` ``(n, h * w)`` for ``epochs`` passes (``n // bs`` steps each)."""
+    h, w = image_shape
+    n = len(data.y_train)
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.tensor([setting.noise], dtype=x.dtype)
+    bs = min(setting.batch_size or n, n)
+    per_epoch = n // bs  # a trailing partial mini-batch is dropped
+    perm = torch.arange(n)
+
+    def loss_fn(step: int) -> torch.Tensor:
+        nonlocal perm
+        b = step % per_epoch
+        if b == 0 and bs < n:  # a fresh shuffle per epoch, drawn before its noise
+            perm = torch.randperm(n, generator=g)
+        idx = perm[None, b * bs : (b + 1) * bs]
+        xb, yb = _noisy_batch(x, data.y_train, idx, noise, data.classes, g)
+        return nn.functional.cross_entropy(model(xb[0].reshape(-1, 1, h, w)), yb[0])
+
+    steps = epochs * per_epoch
+    run = training.TrainConfig(steps=steps, log_every=max(1, steps), progress=False)
+    training.train(model=model, optimizer=opt, loss_fn=loss_fn, config=run)
+
+
 def train_cnns(
     data: Dataset,
     settings: Sequence[NetworkSetting],
@@ -141,23 +176,12 @@ def train_cnns(
             seed=s.seed,
         )
         opt = torch.optim.Adam(model.parameters(), lr=s.lr)
-        g = torch.Generator().manual_seed(seed + i)
-        noise = torch.tensor([s.noise], dtype=x.dtype)
-        bs = min(s.batch_size or n, n)
         t1 = time.perf_counter()
-        model.train()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + i)  # dropout masks
-            for _ in range(epochs):
-                perm = torch.randperm(n, generator=g) if bs < n else torch.arange(n)
-                for start in range(0, n - n % bs if bs < n else n, bs):
-                    xb, yb = _noisy_batch(
-                        x, data.y_train, perm[None, start : start + bs], noise, data.classes, g
-                    )
-                    loss = nn.functional.cross_entropy(model(xb[0].reshape(-1, 1, h, w)), yb[0])
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+            _train_one(
+                model, opt, x, data, s, image_shape=image_shape, epochs=epochs, seed=seed + i
+            )
         train_s += time.perf_counter() - t1
         model.eval()  # accuracies with the batch norms' running statistics, as the curves
         curves.append(separation_curve(model, x.reshape(n, 1, h, w), data.y_train))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import numpy as np
 import torch
 
 from inversa.core.errors import InputError
+from inversa.core.optional import require
 
 __all__ = ["Dataset", "gaussian_mixture", "load_dataset"]
 
@@ -112,7 +115,7 @@ def load_dataset(
         An unknown name, an unreadable file, missing arrays or inconsistent shapes.
     """
     if str(source) == "digits":
-        from sklearn.datasets import load_digits
+        load_digits = require("sklearn.datasets", extra="springblock").load_digits
 
         bunch = load_digits()
         return _split(
@@ -128,18 +131,38 @@ def load_dataset(
     path = Path(source)
     if path.suffix != ".npz":
         raise InputError(path, "data must be 'digits', 'gmm' or a .npz file with arrays x and y")
+    if not path.is_file():
+        raise InputError(path, "file not found")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
+        # Our own handle: np.load leaks its file when the archive is damaged.
+        with open(path, "rb") as handle:
+            loaded = np.load(handle, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise InputError(path, "not a .npz archive (a single .npy array?)")
+            with loaded as z:
+                arrays = {k: z[k] for k in z.files}
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         raise InputError(path, f"cannot read the .npz file ({exc})") from None
     if "x" not in arrays or "y" not in arrays:
         raise InputError(path, f"needs arrays 'x' and 'y'; it has {sorted(arrays)}")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise InputError(path, "give both 'x_test' and 'y_test', or neither")
+    pairs = [("x", "y")] + ([("x_test", "y_test")] if "x_test" in arrays else [])
+    for xname, yname in pairs:
+        x, y = arrays[xname], arrays[yname]
+        if y.ndim != 1 or len(y) == 0 or len(y) != len(x) or y.dtype.kind not in "iu":
+            raise InputError(
+                path, f"'{yname}' must be integer labels of shape (n,), n > 0, matching '{xname}'"
+            )
+        if y.min() < 0:
+            raise InputError(path, f"'{yname}' holds negative labels")
+        if x.ndim < 2 or x.dtype.kind not in "biuf" or not np.isfinite(x).all():
+            raise InputError(path, f"'{xname}' must be finite numbers of shape (n, ...)")
+    if "x_test" in arrays and arrays["x_test"].shape[1:] != arrays["x"].shape[1:]:
+        raise InputError(path, "'x_test' and 'x' differ in sample shape")
     x, y = arrays["x"], arrays["y"]
-    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
-        raise InputError(path, "'y' must be integer labels of shape (n,) matching 'x'")
-    if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
-        raise InputError(path, "'x' must be finite numbers")
     if "x_test" in arrays and "y_test" in arrays:
         # A user's own split: keep the values as they are (the model was trained on them).
         return Dataset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -58,9 +59,9 @@ def load_model(path: str | os.PathLike[str], *, trust: bool = False) -> nn.Modul
         TorchScript and torch.export files are refused: they inline their layers, so hooks
         cannot observe them.
     trust
-        Allow unpickling a whole module (``torch.load(weights_only=False)``), which runs code
-        named in the file: only for files from a trusted source. Without it such files are
-        refused with a message, never executed.
+        Allow unpickling a whole module (``torch.load(weights_only=False)``). UNSAFE: this
+        runs any code named in the file, so use it only for files from a source you trust.
+        Off by default: such files are then refused with a message, never executed.
 
     Returns
     -------
@@ -81,12 +82,17 @@ def load_model(path: str | os.PathLike[str], *, trust: bool = False) -> nn.Modul
         from inversa.springblock._mlp import make_mlp
 
         state, meta = load_weights(p)
-        if meta.get("architecture") != "springblock.make_mlp":
+        if not isinstance(meta, dict) or meta.get("architecture") != "springblock.make_mlp":
             raise InputError(p, "safetensors file without springblock.make_mlp configuration")
-        net = make_mlp(**{k: meta[k] for k in _MLP_KEYS})
+        missing = [k for k in _MLP_KEYS if k not in meta]
+        if missing:
+            raise InputError(p, f"configuration lacks {', '.join(missing)}")
         try:
+            net = make_mlp(**{k: meta[k] for k in _MLP_KEYS})
             net.load_state_dict(state)
-        except RuntimeError as exc:
+        except InputError as exc:
+            raise InputError(p, f"invalid configuration ({exc.problem})") from None
+        except (RuntimeError, TypeError, ValueError) as exc:
             raise InputError(p, f"weights do not match the configuration ({exc})") from None
         return net
     inlined = (
@@ -96,9 +102,13 @@ def load_model(path: str | os.PathLike[str], *, trust: bool = False) -> nn.Modul
     if p.suffix == ".pt2":
         raise InputError(p, inlined)
     if zipfile.is_zipfile(p):
-        with zipfile.ZipFile(p) as z:
-            if any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist()):
-                raise InputError(p, inlined)
+        try:
+            with zipfile.ZipFile(p) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise InputError(p, f"damaged zip/torch file ({exc})") from None
+        if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
+            raise InputError(p, inlined)
     if trust:
         try:
             obj = torch.load(p, map_location="cpu", weights_only=False)
@@ -107,12 +117,16 @@ def load_model(path: str | os.PathLike[str], *, trust: bool = False) -> nn.Modul
     else:
         try:
             obj = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception:
+        except pickle.UnpicklingError as exc:
+            if "GLOBAL " not in str(exc):  # torch names a refused class "GLOBAL module.name"
+                raise InputError(p, "cannot load the file (damaged or not a torch file)") from None
             raise InputError(
                 p,
                 "the file holds a pickled object (e.g. a whole nn.Module): loading it runs code "
                 "from the file; pass --trust (trust=True) only if you trust its source",
             ) from None
+        except Exception as exc:
+            raise InputError(p, f"cannot load the file ({exc})") from None
     if isinstance(obj, nn.Module):
         return obj
     raise InputError(

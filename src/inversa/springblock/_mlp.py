@@ -4,9 +4,9 @@
 batch norm with per-network statistics, a per-network LeakyReLU slope and dropout rate. Each
 network sees its own mini-batch ``(N, B, d)``. The loss is the sum of the networks' mean
 losses, so each network's gradient is exactly its own; Adam is elementwise, so one batched
-Adam equals N independent ones. This module has its own tight loop (not
-`inversa.core.training.train`) because it trains hundreds of networks as one model, with a
-per-network learning rate and per-network noisy batches drawn every step.
+Adam equals N independent ones. Training runs on `inversa.core.training.train`:
+`BatchedMLP.losses` hands the hand-written gradients of `BatchedMLP.loss_and_grad` to
+autograd, and `BatchedAdam` is a ``torch.optim.Optimizer`` with a per-network learning rate.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from inversa.core import training
 from inversa.core.errors import InputError
 from inversa.springblock._data import Dataset
 from inversa.springblock._separation import SeparationCurve, separation
@@ -200,8 +201,8 @@ class BatchedMLP(nn.Module):
         """Training-mode cross-entropy of each network and its gradient, by hand.
 
         Autograd spends most of its time on the many full-size elementwise passes of batch
-        norm and the activation (measured: 85 % of a step); the hand-written backward needs
-        about a third of them, so the step runs close to its matrix-product cost.
+        norm and the activation; the hand-written backward needs far fewer of them, so the
+        step runs close to its matrix-product cost.
 
         Parameters
         ----------
@@ -271,6 +272,30 @@ class BatchedMLP(nn.Module):
                 dh = torch.bmm(dz, self.weights[k].transpose(1, 2))
         return loss
 
+    def losses(
+        self, x: torch.Tensor, y: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Training-mode ``(N,)`` losses, as `loss_and_grad`, differentiable by autograd.
+
+        ``losses(x, y).sum().backward()`` stores the hand-written gradients in ``.grad``
+        (accumulating as autograd does), so the batched model trains in any autograd loop.
+
+        Parameters
+        ----------
+        x
+            ``(N, B, in)`` inputs.
+        y
+            ``(N, B)`` labels.
+        generator
+            Source of the dropout masks.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N,)`` mean loss of each network.
+        """
+        return _HandBackward.apply(self, x, y, generator, *self.parameters())
+
     def to_sequential(self, i: int) -> nn.Sequential:
         """Return network ``i`` as a `make_mlp` ``nn.Sequential`` (weights, running statistics)."""
         depth = len(self.weights)
@@ -297,7 +322,7 @@ class BatchedMLP(nn.Module):
         return net
 
 
-class BatchedAdam:
+class BatchedAdam(torch.optim.Optimizer):
     """Adam (PyTorch's update rule) over stacked parameters with a per-network learning rate.
 
     Parameters
@@ -318,32 +343,54 @@ class BatchedAdam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
     ) -> None:
-        self.params = list(params)
-        self.lr = lr
-        self.betas = betas
-        self.eps = eps
-        self.step_count = 0
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
+        params = list(params)
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "step": 0})
+        for p in params:
+            self.state[p] = {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, closure: None = None) -> None:
         """One Adam step from the parameters' ``.grad``; clears the gradients."""
-        b1, b2 = self.betas
-        self.step_count += 1
-        c1 = 1 - b1**self.step_count
-        c2 = math.sqrt(1 - b2**self.step_count)
-        grads = [p.grad for p in self.params]
-        torch._foreach_lerp_(self.m, grads, 1 - b1)
-        torch._foreach_mul_(self.v, b2)
-        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
-        denom = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denom, c2)
-        torch._foreach_add_(denom, self.eps)
-        for p, m, d in zip(self.params, self.m, denom, strict=True):
-            lr = self.lr.reshape(-1, *([1] * (p.ndim - 1))).to(p.dtype)
-            p.addcdiv_(m * (lr / c1), d, value=-1.0)
+        for group in self.param_groups:
+            params = group["params"]
+            b1, b2 = group["betas"]
+            group["step"] += 1
+            c1 = 1 - b1 ** group["step"]
+            c2 = math.sqrt(1 - b2 ** group["step"])
+            m = [self.state[p]["exp_avg"] for p in params]
+            v = [self.state[p]["exp_avg_sq"] for p in params]
+            grads = [p.grad for p in params]
+            torch._foreach_lerp_(m, grads, 1 - b1)
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+            denom = torch._foreach_sqrt(v)
+            torch._foreach_div_(denom, c2)
+            torch._foreach_add_(denom, group["eps"])
+            for p, m_p, d in zip(params, m, denom, strict=True):
+                lr = group["lr"].reshape(-1, *([1] * (p.ndim - 1))).to(p.dtype)
+                p.addcdiv_(m_p * (lr / c1), d, value=-1.0)
+                p.grad = None
+
+
+class _HandBackward(torch.autograd.Function):
+    """``(N,)`` losses of a `BatchedMLP` whose backward returns the hand-written gradients."""
+
+    @staticmethod
+    def forward(ctx, model, x, y, generator, *params):
+        loss = model.loss_and_grad(x, y, generator=generator)
+        ctx.grads = [p.grad for p in params]
+        for p in params:
             p.grad = None
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grads = ctx.grads
+        # The network index leads every parameter, so a weighted sum of the networks'
+        # losses weights each network's own gradient; plain sums (all ones) skip the pass.
+        if not bool((grad_loss == 1).all()):
+            grads = [g * grad_loss.reshape(-1, *([1] * (g.ndim - 1))) for g in grads]
+        return (None, None, None, None, *grads)
 
 
 @dataclass(frozen=True)
@@ -468,19 +515,23 @@ def _train_group(
     opt = BatchedAdam(list(model.parameters()), lr=f("lr"))
     noise = f("noise")
     g = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        # Each network has its own shuffle; a full batch needs none (batch norm is order-free).
-        perm = None if bs >= n else torch.argsort(torch.rand(len(settings), n, generator=g), dim=1)
-        for start in range(0, n - (n % bs if bs < n else 0), bs):
-            idx = (
-                torch.arange(n).expand(len(settings), n)
-                if perm is None
-                else perm[:, start : start + bs]
-            )
-            xb, yb = _noisy_batch(x, y, idx, noise, data.classes, g)
-            model.loss_and_grad(xb, yb, generator=g)
-            opt.step()
+    per_epoch = max(1, n // bs)  # a trailing partial mini-batch is dropped
+    # A full batch needs no shuffle (batch norm is order-free).
+    perm = torch.arange(n).expand(len(settings), n)
+
+    def loss_fn(step: int) -> torch.Tensor:
+        nonlocal perm
+        b = step % per_epoch
+        if b == 0 and bs < n:  # each network its own shuffle, drawn before the epoch's noise
+            perm = torch.argsort(torch.rand(len(settings), n, generator=g), dim=1)
+        xb, yb = _noisy_batch(x, y, perm[:, b * bs : (b + 1) * bs], noise, data.classes, g)
+        # The sum of the networks' losses: each network's gradient is its own. nansum, so
+        # that one diverged network does not stop the others (its curve shows it).
+        return model.losses(xb, yb, generator=g).nansum()
+
+    steps = epochs * per_epoch
+    run = training.TrainConfig(steps=steps, log_every=max(1, steps), progress=False)
+    training.train(model=model, optimizer=opt, loss_fn=loss_fn, config=run)
     return model
 
 

@@ -20,11 +20,45 @@ from inversa.springblock._model import SpringBlockConfig, SpringBlockFit, fit_sp
 __all__ = [
     "ModelComparison",
     "PhaseDiagram",
+    "PhaseDiagramGrid",
     "compare_spring_block",
     "phase_diagram",
     "plot_phase_diagram",
     "refit_phase_diagram",
 ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseDiagramGrid:
+    """The (noise x non-linearity) grid of `phase_diagram` and the epochs per network.
+
+    Attributes
+    ----------
+    alphas
+        LeakyReLU slopes (0: ReLU, 1: linear).
+    noises
+        Training-noise levels.
+    seeds
+        Seeds trained in each cell.
+    epochs
+        Full-batch epochs per network.
+    """
+
+    alphas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    noises: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    seeds: tuple[int, ...] = tuple(range(10))
+    epochs: int = 100
+
+    def __post_init__(self) -> None:
+        if not (self.alphas and self.noises and self.seeds):
+            raise InputError(None, "the phase-diagram grid needs alphas, noises and seeds")
+        if self.epochs < 1:
+            raise InputError(None, f"epochs must be at least 1, got {self.epochs}")
+
+    @classmethod
+    def quick(cls) -> PhaseDiagramGrid:
+        """Return a 3 x 3 grid, 2 seeds, 40 epochs: 18 networks, a quick run on a laptop."""
+        return cls(alphas=(0.0, 0.5, 1.0), noises=(0.0, 0.3, 0.6), seeds=(0, 1), epochs=40)
 
 
 def _sign3(t: torch.Tensor, tol: float) -> torch.Tensor:
@@ -269,8 +303,8 @@ def phase_diagram(
     straight_tol
         Curvatures within +-``straight_tol`` count as straight in the sign agreement: the
         frictionless model chain is straight, and its simulated curvature is then only
-        replica noise (below 1e-3 for kicks up to sigma ~ 0.1; larger kicks need a larger
-        tolerance or more replicas).
+        replica noise, which grows with the kicks (larger kicks need a larger tolerance or
+        more replicas; docs/springblock.md gives the values used).
     seed
         Seed of the noise draws and of the model simulation.
 

@@ -25,6 +25,7 @@ import torch
 import torch_ctf
 
 from inversa.core.errors import InputError
+from inversa.core.fourier import frequency_grid
 from inversa.core.operators import LinearOperator
 
 __all__ = ["CTFOperator", "CTFParams", "apply_ctf", "ctf_2d", "phase_flip"]
@@ -147,11 +148,10 @@ def ctf_2d(
         fftshift=False,
     )
     if params.b_factor > 0:
-        ky = torch.fft.fftfreq(h, d=params.pixel_size_A, device=device)
-        kx = (torch.fft.rfftfreq if rfft else torch.fft.fftfreq)(
-            w, d=params.pixel_size_A, device=device
+        k = frequency_grid(
+            (h, w), rfft=rfft, fftshift=False, spacing=params.pixel_size_A, device=device
         )
-        k2 = ky[:, None] ** 2 + kx[None, :] ** 2
+        k2 = k[..., 1] ** 2 + k[..., 0] ** 2
         ctf = ctf * torch.exp(-params.b_factor / 4.0 * k2)
     return ctf
 

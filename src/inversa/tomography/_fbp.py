@@ -34,7 +34,7 @@ from inversa.tomography._warp import align_images
 __all__ = ["angular_weights", "fbp", "wbp"]
 
 
-def angular_weights(angles_deg: torch.Tensor, *, periodic: bool | None = None) -> torch.Tensor:
+def angular_weights(angles: torch.Tensor, *, periodic: bool | None = None) -> torch.Tensor:
     """Quadrature weights (radians) for integrating over projection angles.
 
     A parallel projection at ``theta + 180`` degrees is the mirror of the one at
@@ -49,7 +49,7 @@ def angular_weights(angles_deg: torch.Tensor, *, periodic: bool | None = None) -
 
     Parameters
     ----------
-    angles_deg
+    angles
         Projection angles in degrees, ``(A,)``, in any order.
     periodic
         ``True``: the angles cover the half-circle (no wedge). ``False``: the largest
@@ -59,10 +59,10 @@ def angular_weights(angles_deg: torch.Tensor, *, periodic: bool | None = None) -
     Returns
     -------
     torch.Tensor
-        ``(A,)`` weights in radians, in the order of ``angles_deg``; float64 unless the
+        ``(A,)`` weights in radians, in the order of ``angles``; float64 unless the
         angles are float32; on the angles' device.
     """
-    angles = torch.as_tensor(angles_deg)
+    angles = torch.as_tensor(angles)
     if angles.ndim != 1 or angles.numel() == 0:
         raise InputError(None, f"angles must be a non-empty (A,) tensor, got {tuple(angles.shape)}")
     dtype = angles.dtype if angles.dtype in (torch.float32, torch.float64) else torch.float64
@@ -182,13 +182,14 @@ def wbp(
     if projector.xf is not None:
         stack = align_images(stack, projector.xf)
     filtered = apply_ramp_filter(stack, dim=-1, name=filter, cutoff=cutoff)
-    weights = angular_weights(projector.tilt_angles).to(stack.device, stack.dtype)[:, None, None]
-    aligned = dataclasses.replace(projector, xf=None)
+    weights = angular_weights(projector.angles.detach()).to(stack.device, stack.dtype)
+    weights = weights[:, None, None]
+    aligned = dataclasses.replace(projector, geometry=projector.geometry.replace(xf=None))
     # The gain does not depend on y (the tilt axis): compute it on one row.
     depth, _, width = projector.volume_shape
     wide = dataclasses.replace(
         projector,
-        xf=None,
+        geometry=projector.geometry.replace(xf=None, detector_shape=None),
         volume_shape=(depth, 1, width),
         n_detector=_wide_detector(projector.range_shape[-1], 1.0, math.hypot(depth, width) / 2),
     )

@@ -11,44 +11,19 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import torch
 
-from inversa.core._solve import check_iterations, relative_change
-from inversa.core._solve import expand as _expand
-from inversa.core._solve import item_sq_norm as _sq_norm
-from inversa.core._solve import start as _start
 from inversa.core.errors import InputError
 from inversa.core.operators import LinearOperator
+from inversa.core.solve import SolveInfo, check_iterations, relative_change
+from inversa.core.solve import expand as _expand
+from inversa.core.solve import item_sq_norm as _sq_norm
+from inversa.core.solve import start_point as _start
 
 __all__ = ["SolveInfo", "cgls", "sirt"]
 
 Callback = Callable[[int, torch.Tensor], None]
-
-
-@dataclass(frozen=True)
-class SolveInfo:
-    """What an iterative solve did.
-
-    Attributes
-    ----------
-    n_iter
-        Iterations performed (the largest over the batch items).
-    converged
-        True when every batch item met the stopping rule before ``n_iter`` ran out.
-    relative_change
-        The last relative change ``||x_k+1 - x_k|| / ||x_k+1||`` (largest over the
-        batch items still iterating at that step).
-    residual_norms
-        ``||y - A x_k||`` over the whole batch for ``k = 0, ..., n_iter`` (the start
-        point first).
-    """
-
-    n_iter: int
-    converged: bool
-    relative_change: float
-    residual_norms: tuple[float, ...]
 
 
 def _check_inputs(operator: LinearOperator, y: torch.Tensor, n_iter: int, tol: float) -> None:

@@ -18,6 +18,7 @@ import torch
 
 from inversa.core.errors import InputError
 from inversa.core.operators import LinearOperator
+from inversa.tomography._geometry import TiltGeometry
 from inversa.tomography._joseph import (
     Backend,
     JosephPlan,
@@ -25,14 +26,14 @@ from inversa.tomography._joseph import (
     joseph_project,
     make_plan,
 )
-from inversa.tomography._warp import _check_xf, invert_xf, warp_images, warp_images_adjoint
+from inversa.tomography._warp import _check_xf, warp_images, warp_images_adjoint
 
 __all__ = ["TiltSeriesProjector", "tilt_series_adjoint", "tilt_series_forward"]
 
 
 def _plan(
     volume_shape: tuple[int, int, int],
-    tilt_angles: torch.Tensor,
+    angles: torch.Tensor,
     n_detector: int | None,
     backend: Backend,
 ) -> JosephPlan:
@@ -40,7 +41,7 @@ def _plan(
         raise InputError(None, f"volume_shape must be three positive sizes, got {volume_shape}")
     d, _, w = (int(n) for n in volume_shape)
     return make_plan(
-        tilt_angles,
+        angles,
         image_shape=(d, w),
         n_detector=w if n_detector is None else n_detector,
         detector_spacing=1.0,
@@ -87,7 +88,7 @@ def _adjoint(
 
 def tilt_series_forward(
     volumes: torch.Tensor,
-    tilt_angles: torch.Tensor,
+    angles: torch.Tensor,
     *,
     xf: torch.Tensor | None = None,
     n_detector: int | None = None,
@@ -99,8 +100,9 @@ def tilt_series_forward(
     ----------
     volumes
         ``(..., D, H, W)`` floating-point volumes indexed ``[z, y, x]``.
-    tilt_angles
-        ``(T,)`` tilt angles in degrees (about the y axis).
+    angles
+        ``(T,)`` tilt angles in degrees (about the y axis); the Joseph kernels are not
+        differentiable in them (see :class:`~inversa.tomography.TiltGeometry`).
     xf
         ``(T, 2, 3)`` IMOD transforms from raw to aligned image coordinates, or ``None``
         for the identity.
@@ -116,7 +118,7 @@ def tilt_series_forward(
     """
     _check_volume(volumes, "volumes")
     shape = tuple(volumes.shape[-3:])
-    plan = _plan(shape, tilt_angles, n_detector, backend)
+    plan = _plan(shape, angles, n_detector, backend)
     if xf is not None:
         _check_xf(xf, plan.n_angles)
     return _forward(volumes, plan, shape[1], xf)
@@ -124,7 +126,7 @@ def tilt_series_forward(
 
 def tilt_series_adjoint(
     tilt_series: torch.Tensor,
-    tilt_angles: torch.Tensor,
+    angles: torch.Tensor,
     *,
     volume_shape: tuple[int, int, int],
     xf: torch.Tensor | None = None,
@@ -136,7 +138,7 @@ def tilt_series_adjoint(
     ----------
     tilt_series
         ``(..., T, H, K)`` raw projection images.
-    tilt_angles
+    angles
         ``(T,)`` tilt angles in degrees.
     volume_shape
         ``(D, H, W)``.
@@ -151,7 +153,7 @@ def tilt_series_adjoint(
         ``(..., D, H, W)`` volumes.
     """
     _check_volume(tilt_series, "tilt_series")
-    plan = _plan(volume_shape, tilt_angles, tilt_series.shape[-1], backend)
+    plan = _plan(volume_shape, angles, tilt_series.shape[-1], backend)
     if xf is not None:
         _check_xf(xf, plan.n_angles)
     return _adjoint(tilt_series, plan, int(volume_shape[1]), xf)
@@ -161,34 +163,57 @@ def tilt_series_adjoint(
 class TiltSeriesProjector(LinearOperator):
     """Tilt-series projector ``(..., D, H, W) -> (..., T, H, K)`` with its exact adjoint.
 
+    Differentiable in the volume and in ``geometry.xf``; not in ``geometry.angles``
+    (the Joseph weights are precomputed from them; use
+    :meth:`TiltGeometry.project_points` or :meth:`TiltGeometry.rotation_matrices` where
+    angle gradients are needed).
+
     Parameters
     ----------
     volume_shape
         ``(D, H, W)``.
-    tilt_angles
-        ``(T,)`` tilt angles in degrees.
-    xf
-        ``(T, 2, 3)`` IMOD transforms from raw to aligned coordinates, or ``None``.
+    geometry
+        Tilt angles, optional ``.xf`` transforms and detector shape. A detector shape
+        ``(H', K)`` must have ``H' == H`` and sets the width ``K``.
     n_detector
-        Width ``K`` of the projection images; ``None`` gives ``W``.
+        Width ``K`` of the projection images; ``None`` gives the geometry's detector
+        width, else ``W``.
     backend
         ``"auto"``, ``"numba"`` or ``"torch"``.
     """
 
     volume_shape: tuple[int, int, int]
-    tilt_angles: torch.Tensor
-    xf: torch.Tensor | None = None
+    geometry: TiltGeometry
     n_detector: int | None = None
     backend: Backend = "auto"
     _plan: JosephPlan = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        plan = _plan(self.volume_shape, self.tilt_angles, self.n_detector, self.backend)
-        if self.xf is not None:
-            _check_xf(self.xf, plan.n_angles)
+        if not isinstance(self.geometry, TiltGeometry):
+            raise InputError(None, f"geometry must be a TiltGeometry, got {type(self.geometry)}")
+        n_detector = self.n_detector
+        detector = self.geometry.detector_shape
+        if detector is not None:
+            if len(self.volume_shape) == 3 and detector[0] != int(self.volume_shape[1]):
+                raise InputError(
+                    None, f"detector height {detector[0]} != volume height {self.volume_shape[1]}"
+                )
+            if n_detector is None:
+                n_detector = detector[1]
+        plan = _plan(self.volume_shape, self.geometry.angles, n_detector, self.backend)
         object.__setattr__(self, "volume_shape", tuple(int(n) for n in self.volume_shape))
         object.__setattr__(self, "n_detector", plan.n_detector)
         object.__setattr__(self, "_plan", plan)
+
+    @property
+    def angles(self) -> torch.Tensor:
+        """``(T,)`` tilt angles in degrees (``geometry.angles``)."""
+        return self.geometry.angles
+
+    @property
+    def xf(self) -> torch.Tensor | None:
+        """``(T, 2, 3)`` alignment transforms (``geometry.xf``), or ``None``."""
+        return self.geometry.xf
 
     @property
     def domain_shape(self) -> tuple[int, ...]:  # type: ignore[override]
@@ -222,19 +247,6 @@ class TiltSeriesProjector(LinearOperator):
         -------
         torch.Tensor
             ``(T, N, 2)`` raw-image coordinates ``(x, y)`` in pixels about the image centre
-            (pixel index = coordinate + size // 2), i.e. ``A_t^{-1} ((u, v) - d_t)``.
+            (see :meth:`TiltGeometry.project_points`, differentiable in angles and xf).
         """
-        if not isinstance(points, torch.Tensor) or points.ndim != 2 or points.shape[1] != 3:
-            got = tuple(points.shape) if isinstance(points, torch.Tensor) else type(points).__name__
-            raise InputError(None, f"points must be an (N, 3) tensor, got {got}")
-        dtype = points.dtype if points.is_floating_point() else torch.float64
-        cos = torch.as_tensor(self._plan.cos, device=points.device, dtype=dtype)
-        sin = torch.as_tensor(self._plan.sin, device=points.device, dtype=dtype)
-        p = points.to(dtype)
-        u = cos[:, None] * p[None, :, 0] + sin[:, None] * p[None, :, 2]
-        v = p[None, :, 1].expand_as(u)
-        ideal = torch.stack([u, v], dim=-1)  # (T, N, 2)
-        if self.xf is None:
-            return ideal
-        inv = invert_xf(self.xf.to(device=points.device, dtype=dtype))
-        return ideal @ inv[:, :, :2].mT + inv[:, None, :, 2]
+        return self.geometry.project_points(points)

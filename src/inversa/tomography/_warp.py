@@ -56,9 +56,13 @@ def invert_xf(xf: torch.Tensor) -> torch.Tensor:
 
 
 def _taps(
-    xf: torch.Tensor, shape: tuple[int, int], dtype: torch.dtype, device: torch.device
+    xf: torch.Tensor,
+    shape: tuple[int, int],
+    dtype: torch.dtype,
+    device: torch.device,
+    displacement: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat indices and bilinear weights of the four neighbours of ``A r + d``.
+    """Flat indices and bilinear weights of the four neighbours of ``A r + d (+ D(r))``.
 
     Returns ``(index, weight)``, each ``(T, 4 * H * W)``; taps outside the image carry
     weight zero (their index is clamped into range).
@@ -70,6 +74,8 @@ def _taps(
     yy, xx = torch.meshgrid(y, x, indexing="ij")
     r = torch.stack([xx.reshape(-1), yy.reshape(-1)])  # (2, HW)
     s = xf64[:, :, :2] @ r + xf64[:, :, 2:]  # (T, 2, HW)
+    if displacement is not None:
+        s = s + displacement.to(device=device, dtype=torch.float64).reshape(-1, h * w, 2).mT
     fx = s[:, 0] + w // 2
     fy = s[:, 1] + h // 2
     x0 = torch.floor(fx)
@@ -90,7 +96,16 @@ def _taps(
     return torch.cat(index, dim=1), torch.cat(weight, dim=1)
 
 
-def warp_images(images: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+def _check_displacement(displacement: torch.Tensor | None, shape: tuple[int, ...]) -> None:
+    if displacement is not None and tuple(displacement.shape) != (*shape, 2):
+        raise InputError(
+            None, f"displacement must have shape {(*shape, 2)}, got {tuple(displacement.shape)}"
+        )
+
+
+def warp_images(
+    images: torch.Tensor, xf: torch.Tensor, *, displacement: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sample each image at ``A r + d``: ``out(r) = image(A r + d)``, bilinear, zero outside.
 
     This is the raw-image model of a tilt series: ``raw = warp_images(ideal, xf)``.
@@ -101,6 +116,9 @@ def warp_images(images: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
         ``(..., T, H, W)`` floating-point tensor.
     xf
         ``(T, 2, 3)`` transforms (see the module docstring).
+    displacement
+        Optional ``(T, H, W, 2)`` local displacements ``D(r)`` in pixels, components
+        ``(x, y)``, added to the sample position: ``out(r) = image(A r + d + D(r))``.
 
     Returns
     -------
@@ -110,14 +128,17 @@ def warp_images(images: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
     _check_images(images, "images")
     _check_xf(xf, images.shape[-3])
     t, h, w = images.shape[-3:]
-    index, weight = _taps(xf, (h, w), images.dtype, images.device)
+    _check_displacement(displacement, (t, h, w))
+    index, weight = _taps(xf, (h, w), images.dtype, images.device, displacement)
     flat = images.reshape(-1, t, h * w)
     vals = torch.gather(flat, 2, index.expand(flat.shape[0], -1, -1)) * weight
     out = vals.reshape(flat.shape[0], t, 4, h * w).sum(dim=2)
     return out.reshape(images.shape)
 
 
-def warp_images_adjoint(images: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+def warp_images_adjoint(
+    images: torch.Tensor, xf: torch.Tensor, *, displacement: torch.Tensor | None = None
+) -> torch.Tensor:
     """Exact adjoint of :func:`warp_images` (scatter of the bilinear weights).
 
     Parameters
@@ -126,6 +147,8 @@ def warp_images_adjoint(images: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
         ``(..., T, H, W)`` floating-point tensor.
     xf
         ``(T, 2, 3)`` transforms.
+    displacement
+        Optional ``(T, H, W, 2)`` local displacements, as in :func:`warp_images`.
 
     Returns
     -------
@@ -135,7 +158,8 @@ def warp_images_adjoint(images: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
     _check_images(images, "images")
     _check_xf(xf, images.shape[-3])
     t, h, w = images.shape[-3:]
-    index, weight = _taps(xf, (h, w), images.dtype, images.device)
+    _check_displacement(displacement, (t, h, w))
+    index, weight = _taps(xf, (h, w), images.dtype, images.device, displacement)
     flat = images.reshape(-1, t, h * w)
     src = (flat.repeat(1, 1, 4) * weight).to(images.dtype)
     out = flat.new_zeros(flat.shape).scatter_add(2, index.expand(flat.shape[0], -1, -1), src)

@@ -1,17 +1,25 @@
-"""``inversa demo``: the main cryo-ET job on built-in data, with a report."""
+"""``inversa demo``: the main cryo-ET job on built-in data, with a report.
+
+The job runs in stages, each a small function: simulate the scene, reconstruct it (WBP,
+SIRT), cut the particles from the WBP tomogram, refine them, measure everything against
+the ground truth, write the figures and the report. Every sentence of the report is
+built from the values these stages used, so the text cannot drift from the code.
+"""
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
-from inversa.core import metrics, phantoms
+from inversa.core import metrics, phantoms, rotations
 from inversa.core.errors import OutputExistsError
-from inversa.core.io import atomic_write, read_mrc, read_particles, write_mrc
+from inversa.core.fourier import fourier_shell_correlation, fsc_resolution, lowpass
+from inversa.core.io import read_mrc, read_particles, write_json, write_mrc
 from inversa.workflows._reconstruct import ReconstructionConfig, reconstruct_file
 from inversa.workflows._report import (
     save_fsc_png,
@@ -20,51 +28,9 @@ from inversa.workflows._report import (
     save_slices_png,
     write_html_report,
 )
-from inversa.workflows._simulate import SimulationConfig, simulate_dataset
+from inversa.workflows._simulate import SimulatedDataset, SimulationConfig, simulate_dataset
 
-__all__ = ["DemoResult", "run_demo"]
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    """What the demo produced.
-
-    Attributes
-    ----------
-    report
-        The HTML report.
-    metrics
-        Per method: quality against the ground truth and seconds taken.
-    files
-        Every file written, by role.
-    averaging
-        Subtomogram averaging from the WBP tomogram: particle count, half-map FSC 0.143
-        resolution, FSC 0.5 against the true structure (Angstrom), angular errors
-        against the true poses (degrees) and seconds; ``None`` when skipped.
-    """
-
-    report: Path
-    metrics: dict[str, dict[str, float]]
-    files: dict[str, Path]
-    averaging: dict[str, float] | None = None
-
-
-def _quality(rec: torch.Tensor, truth: torch.Tensor, *, voxel_size: float) -> dict[str, float]:
-    """Scale-free quality: reconstructions are in arbitrary units, so fit a*x+b first."""
-    fitted = metrics.fit_affine(rec, truth)
-    fsc = metrics.fourier_shell_correlation(fitted, truth)
-    return {
-        "psnr_db": float(metrics.psnr(fitted, truth)),
-        "ssim": float(metrics.ssim(fitted, truth)),
-        "correlation": float(metrics.pearson_correlation(rec, truth)),
-        "fsc_0.5_A": metrics.fsc_resolution(fsc, threshold=0.5, pixel_size=voxel_size),
-        "fsc_0.143_A": metrics.fsc_resolution(fsc, threshold=0.143, pixel_size=voxel_size),
-    }, fsc
-
-
-# Starting reference of the demo's refinement: the true structure blurred to this
-# resolution (Angstrom), as users start from a low-passed map of a related structure.
-_DEMO_INITIAL_RESOLUTION = 60.0
+__all__ = ["DEMO_SCENE", "DemoResult", "run_demo"]
 
 
 # The demo's scene: 80S ribosomes (the usual subtomogram-averaging target) in a bin-4-like
@@ -81,55 +47,275 @@ DEMO_SCENE = SimulationConfig(
     rotation_deg=1.0,
 )
 
+# Starting reference of the refinement: the true structure blurred to this resolution
+# (Angstrom), as users start from a low-passed map of a related structure.
+_INITIAL_RESOLUTION_A = 60.0
+# Refinement: global search first, then local within this many degrees of the last poses.
+_MAX_ANGLE_DEG = 10.0
+_REFINE_ITERATIONS = 2
+_REFINE_METHOD = "newton"  # the frequency-marched Newton aligner of the paper
+_FSC_CURVES = ("refined: half maps", "refined vs true structure", "true poses vs true structure")
+# Haar-random rotations drawn to state what a failed alignment's errors look like.
+_CHANCE_SAMPLES = 100_000
 
-def _averaging(
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo produced.
+
+    Attributes
+    ----------
+    report
+        The HTML report (self-contained: figures embedded).
+    metrics
+        Per method: quality against the ground truth and seconds taken.
+    files
+        Every file written, by role.
+    averaging
+        Subtomogram averaging from the WBP tomogram: particle count, half-map FSC 0.143
+        resolution, FSC 0.5 against the true structure (Angstrom), angular errors
+        against the true poses (degrees) and seconds; ``None`` when skipped.
+    simulation
+        The scene and acquisition actually simulated.
+    structure
+        Name of the simulated structure, as read from its file.
+    initial_resolution
+        Resolution (Angstrom) the true structure was low-passed to as the refinement's
+        start; ``None`` when averaging was skipped.
+    timings
+        Seconds per stage.
+    """
+
+    report: Path
+    metrics: dict[str, dict[str, float]]
+    files: dict[str, Path]
+    averaging: dict[str, float] | None = None
+    simulation: SimulationConfig | None = None
+    structure: str = ""
+    initial_resolution: float | None = None
+    timings: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class _Tomogram:
+    """One reconstruction and its quality against the ground truth."""
+
+    path: Path
+    volume: torch.Tensor
+    quality: dict[str, float]
+    fsc: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _Averaging:
+    """Subtomogram averaging outcome, its curves and the settings it used."""
+
+    summary: dict[str, float]
+    errors: torch.Tensor
+    average: torch.Tensor
+    oracle: torch.Tensor
+    start: torch.Tensor
+    fsc_halves: torch.Tensor
+    fsc_truth: torch.Tensor
+    fsc_oracle: torch.Tensor
+    refine_dir: Path
+    method: str
+    max_angle_deg: float
+    iterations: int
+    initial_resolution: float
+    chance: dict[str, float]
+
+
+class _Stages:
+    """Show the demo's stages with a rich progress bar on stderr (silent when not a TTY)."""
+
+    def __init__(self, names: list[str], *, enabled: bool | None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        show = console.is_terminal if enabled is None else enabled
+        self._progress = Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not show,
+            transient=False,
+        )
+        self._task = self._progress.add_task(names[0], total=len(names))
+        self.seconds: dict[str, float] = {}
+
+    def __enter__(self) -> _Stages:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._progress.stop()
+
+    @contextmanager
+    def stage(self, name: str, description: str) -> Iterator[None]:
+        """Time one stage and advance the bar when it ends."""
+        self._progress.update(self._task, description=description)
+        t0 = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - t0
+        self._progress.advance(self._task)
+
+
+def _quality(
+    rec: torch.Tensor, truth: torch.Tensor, *, voxel_size: float
+) -> tuple[dict[str, float], torch.Tensor]:
+    """Scale-free quality: reconstructions are in arbitrary units, so fit a*x+b first."""
+    fitted = metrics.fit_affine(rec, truth)
+    fsc = metrics.fourier_shell_correlation(fitted, truth)
+    return {
+        "psnr_db": float(metrics.psnr(fitted, truth)),
+        "ssim": float(metrics.ssim(fitted, truth)),
+        "correlation": float(metrics.pearson_correlation(rec, truth)),
+        "fsc_0.5_A": metrics.fsc_resolution(fsc, threshold=0.5, pixel_size=voxel_size),
+        "fsc_0.143_A": metrics.fsc_resolution(fsc, threshold=0.143, pixel_size=voxel_size),
+    }, fsc
+
+
+def _masked_fsc(a: torch.Tensor, b: torch.Tensor, *, radius: float) -> torch.Tensor:
+    """FSC inside the particle mask; a tomogram's mean is arbitrary, so shell 0 counts as 1."""
+    from inversa.alignment import spherical_mask
+
+    mask = spherical_mask(tuple(a.shape), radius=radius, dtype=a.dtype)
+    inside = mask / mask.sum()
+    fsc = fourier_shell_correlation(
+        (a - (a * inside).sum()) * mask, (b - (b * inside).sum()) * mask
+    )
+    fsc[0] = 1.0
+    return fsc
+
+
+def _reconstruct(
     out: Path,
-    data,
+    data: SimulatedDataset,
     config: SimulationConfig,
     *,
-    tomogram: Path,
+    method: str,
+    device: str,
+    sirt_iterations: int,
     force: bool,
-) -> tuple[dict[str, float], dict[str, Path], dict[str, torch.Tensor]]:
-    """Extract the simulated particles from a tomogram, refine them, measure the result."""
-    from inversa.alignment._average import average_particles
-    from inversa.alignment._refine import RefineConfig
-    from inversa.alignment._star import poses_from_table
-    from inversa.core.fourier import fsc_resolution, lowpass
-    from inversa.workflows._subtomo import extract_particles_file, refine_particles_file
+) -> _Tomogram:
+    """Reconstruct the written tilt series with one method and score it."""
+    base = ReconstructionConfig(
+        thickness=config.shape[0],
+        device=device,
+        defocus_um=config.defocus_um if config.ctf else None,
+        voltage_kv=config.voltage_kv,
+        spherical_aberration_mm=config.spherical_aberration_mm,
+        amplitude_contrast=config.amplitude_contrast,
+    )
+    # Hann-windowed WBP and early-stopped SIRT: the usual choices for low-dose data.
+    settings = {
+        "wbp": replace(base, method="wbp", filter="hann"),
+        "sirt": replace(base, method="sirt", n_iter=sirt_iterations, tol=1e-6),
+    }
+    path = out / f"tomogram_{method}.mrc"
+    reconstruct_file(
+        data.files["stack"],
+        out_path=path,
+        config=settings[method],
+        xf_path=data.files["xf"],
+        force=force,
+    )
+    volume, _ = read_mrc(path)
+    quality, fsc = _quality(volume, data.volume, voxel_size=config.voxel_size)
+    return _Tomogram(path=path, volume=volume, quality=quality, fsc=fsc)
 
-    t0 = time.perf_counter()
+
+def _extract(
+    out: Path, data: SimulatedDataset, config: SimulationConfig, *, tomogram: Path, force: bool
+):
+    """Cut the simulated particles from a tomogram at their true positions."""
+    from inversa.workflows._extract_job import extract_particles_file
+
+    return extract_particles_file(
+        [tomogram],
+        data.files["particles"],
+        box=config.reference_box,
+        out_dir=out / "subtomograms",
+        force=force,
+    )
+
+
+def _refine_config(data: SimulatedDataset, config: SimulationConfig):
+    """Return the refinement settings the demo uses."""
+    from inversa.alignment import RefineConfig, aligner_config
+
     box = config.reference_box
-    extracted = extract_particles_file(
-        [tomogram], data.files["particles"], box=box, out_dir=out / "subtomograms", force=force
-    )
-    start = lowpass(
-        data.reference, resolution=_DEMO_INITIAL_RESOLUTION, pixel_size=config.voxel_size
-    )
-    start_path = out / "reference_start.mrc"
-    write_mrc(start_path, start, voxel_size=config.voxel_size, force=force)
-    refine_config = RefineConfig(
-        method="newton",  # the frequency-marched Newton aligner of the paper
+    aligner = aligner_config(
+        _REFINE_METHOD,
         wedge=(config.tilt_min, config.tilt_max),
-        local_angle=10.0,
+        max_angle_deg=_MAX_ANGLE_DEG,
         # The particle and a margin: neighbours and membranes stay out of the scores.
         mask_radius=min(box / 2 - 2, data.scene.particle_radius / config.voxel_size + 2),
     )
+    return RefineConfig(aligner=aligner)
+
+
+def _chance_errors() -> dict[str, float]:
+    """Median and 90th percentile of angular errors of Haar-random orientations."""
+    generator = torch.Generator().manual_seed(0)
+    random = rotations.random_rotations(_CHANCE_SAMPLES, generator=generator, dtype=torch.float64)
+    return metrics.angular_error_stats(random, torch.eye(3, dtype=torch.float64))
+
+
+def _average(
+    out: Path, data: SimulatedDataset, config: SimulationConfig, *, extracted, force: bool
+) -> _Averaging:
+    """Refine the extracted particles from a low-passed start and measure the result."""
+    from inversa.workflows._refine_job import refine_particles_file
+
+    start = lowpass(data.reference, resolution=_INITIAL_RESOLUTION_A, pixel_size=config.voxel_size)
+    start_path = out / "reference_start.mrc"
+    write_mrc(start_path, start, voxel_size=config.voxel_size, force=force)
+    refine_config = _refine_config(data, config)
+    t0 = time.perf_counter()
     result = refine_particles_file(
         extracted.star,
         out / "refine",
         config=refine_config,
         reference=start_path,
-        n_iterations=2,
+        n_iterations=_REFINE_ITERATIONS,
         force=force,
     )
     seconds = time.perf_counter() - t0
+    summary, curves = _score_average(
+        result, data, config, extracted=extracted, mask_radius=refine_config.mask_radius
+    )
+    return _Averaging(
+        summary={**summary, "seconds": seconds},
+        start=start,
+        fsc_halves=result.average.fsc,
+        refine_dir=out / "refine",
+        method=refine_config.method,
+        max_angle_deg=_MAX_ANGLE_DEG,
+        iterations=_REFINE_ITERATIONS,
+        initial_resolution=_INITIAL_RESOLUTION_A,
+        chance=_chance_errors(),
+        **curves,
+    )
+
+
+def _score_average(
+    result, data: SimulatedDataset, config: SimulationConfig, *, extracted, mask_radius: float
+):
+    """Angular errors against the true poses; FSC of the average and of the oracle vs truth."""
+    from inversa.alignment import average_particles, poses_from_table
+
     truth_table, _ = read_particles(data.files["particles"])
-    true_rot = poses_from_table(truth_table, pixel_size=config.voxel_size)[0]
-    errors = metrics.angular_error(result.alignment.rotations.double(), true_rot)
-    stats = metrics.angular_error_stats(result.alignment.rotations.double(), true_rot)
-    average = result.average.map
-    mask_radius = refine_config.mask_radius
-    fsc_truth = _masked_fsc(average, data.reference, radius=mask_radius)
+    true_rot = poses_from_table(truth_table, pixel_size=config.voxel_size)[0].double()
+    estimated = result.alignment.rotations.double()
+    errors = metrics.angular_error(estimated, true_rot)
+    stats = metrics.angular_error_stats(estimated, true_rot)
+    radius = mask_radius
+    fsc_truth = _masked_fsc(result.average.map, data.reference, radius=radius)
     # The best these particles allow: their average at the true poses (the oracle).
     cut_table, _ = read_particles(extracted.star)
     true_shift = poses_from_table(cut_table, pixel_size=config.voxel_size)[1]
@@ -141,65 +327,236 @@ def _averaging(
         wedge=(config.tilt_min, config.tilt_max),
         pixel_size=config.voxel_size,
     ).map
-    fsc_oracle = _masked_fsc(oracle, data.reference, radius=mask_radius)
+    fsc_oracle = _masked_fsc(oracle, data.reference, radius=radius)
+    px = config.voxel_size
     summary = {
         "n_particles": float(len(errors)),
         "halfmap_fsc_0.143_A": result.average.resolution,
-        "fsc_truth_0.5_A": fsc_resolution(fsc_truth, threshold=0.5, pixel_size=config.voxel_size),
-        "fsc_truth_0.143_A": fsc_resolution(
-            fsc_truth, threshold=0.143, pixel_size=config.voxel_size
-        ),
-        "true_pose_fsc_truth_0.5_A": fsc_resolution(
-            fsc_oracle, threshold=0.5, pixel_size=config.voxel_size
-        ),
-        "true_pose_fsc_truth_0.143_A": fsc_resolution(
-            fsc_oracle, threshold=0.143, pixel_size=config.voxel_size
-        ),
+        "fsc_truth_0.5_A": fsc_resolution(fsc_truth, threshold=0.5, pixel_size=px),
+        "fsc_truth_0.143_A": fsc_resolution(fsc_truth, threshold=0.143, pixel_size=px),
+        "true_pose_fsc_truth_0.5_A": fsc_resolution(fsc_oracle, threshold=0.5, pixel_size=px),
+        "true_pose_fsc_truth_0.143_A": fsc_resolution(fsc_oracle, threshold=0.143, pixel_size=px),
         "median_angular_error_deg": stats["median"],
         "p90_angular_error_deg": stats["p90"],
-        "seconds": seconds,
     }
-    figures = {
-        "average": save_slices_png(
-            {
-                "refined average": average,
-                "average at true poses": oracle,
-                "true structure": data.reference,
-                "start (30 Å)": start,
-            },
-            out / "average.png",
+    curves = {
+        "errors": errors,
+        "average": result.average.map,
+        "oracle": oracle,
+        "fsc_truth": fsc_truth,
+        "fsc_oracle": fsc_oracle,
+    }
+    return summary, curves
+
+
+def _reconstruction_figures(
+    out: Path,
+    data: SimulatedDataset,
+    tomograms: dict[str, _Tomogram],
+    *,
+    voxel_size: float,
+    force: bool,
+) -> dict[str, Path]:
+    """Tilt images, central slices and FSC curves of the reconstructions."""
+    n = len(data.angles)
+    return {
+        "tilts": save_images_png(
+            {f"tilt {float(data.angles[i]):+.0f}°": data.stack[i] for i in (0, n // 2, n - 1)},
+            out / "tilts.png",
             force=force,
         ),
+        "slices": save_slices_png(
+            {"ground truth": data.volume, **{k.upper(): t.volume for k, t in tomograms.items()}},
+            out / "slices.png",
+            force=force,
+        ),
+        "fsc": save_fsc_png(
+            {k.upper(): t.fsc for k, t in tomograms.items()},
+            out / "fsc.png",
+            pixel_size=voxel_size,
+            force=force,
+        ),
+    }
+
+
+def _average_panels(avg: _Averaging, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Title the average, the oracle, the truth and the start by what they are."""
+    return {
+        "refined average": avg.average,
+        "average at true poses": avg.oracle,
+        "true structure": reference,
+        f"start ({avg.initial_resolution:.0f} Å)": avg.start,
+    }
+
+
+def _averaging_figures(
+    out: Path, avg: _Averaging, reference: torch.Tensor, *, voxel_size: float, force: bool
+) -> dict[str, Path]:
+    """Average panels, FSC curves and the angular-error histogram."""
+    return {
+        "average": save_slices_png(
+            _average_panels(avg, reference), out / "average.png", force=force
+        ),
         "average_fsc": save_fsc_png(
-            {
-                "refined: half maps": result.average.fsc,
-                "refined vs true structure": fsc_truth,
-                "true poses vs true structure": fsc_oracle,
-            },
+            dict(zip(_FSC_CURVES, (avg.fsc_halves, avg.fsc_truth, avg.fsc_oracle), strict=True)),
             out / "average_fsc.png",
-            pixel_size=config.voxel_size,
+            pixel_size=voxel_size,
             ylabel="FSC",
             force=force,
         ),
         "angular_error": save_histogram_png(
-            errors, out / "angular_error.png", xlabel="angular error (°)", force=force
+            avg.errors, out / "angular_error.png", xlabel="angular error (°)", force=force
         ),
     }
-    return summary, {"refine": out / "refine", **figures}, {"fsc": result.average.fsc}
 
 
-def _masked_fsc(a: torch.Tensor, b: torch.Tensor, *, radius: float) -> torch.Tensor:
-    """FSC inside the particle mask; a tomogram's mean is arbitrary, so shell 0 counts as 1."""
-    from inversa.alignment._volumes import spherical_mask
-    from inversa.core.fourier import fourier_shell_correlation
+def _structure_label(config: SimulationConfig) -> str:
+    """Name and size of the simulated structure, read from the file the scene used."""
+    model = phantoms.read_atomic_model(config.structure_path())
+    return f"{model.name} ({model.n_atoms} atoms, {2 * model.radius():.0f} Å across)"
 
-    mask = spherical_mask(tuple(a.shape), radius=radius, dtype=a.dtype)
-    inside = mask / mask.sum()
-    fsc = fourier_shell_correlation(
-        (a - (a * inside).sum()) * mask, (b - (b * inside).sum()) * mask
+
+def _data_text(
+    data: SimulatedDataset, config: SimulationConfig, *, structure: str, seconds: float
+) -> str:
+    """One paragraph on the simulated scene, from the config that made it."""
+    d, h, w = config.shape
+    angles = data.angles
+    ctf = (
+        f"CTF at {config.defocus_um:g} µm underfocus (phase-flipped before reconstruction), "
+        if config.ctf
+        else ""
     )
-    fsc[0] = 1.0
-    return fsc
+    misalignment = (
+        f"per-tilt misalignment up to {config.shift_px:g} px and {config.rotation_deg:g}° "
+        "(undone with the written .xf), "
+        if config.shift_px > 0 or config.rotation_deg > 0
+        else ""
+    )
+    return (
+        f"Cell-like scene {w}x{h}x{d} voxels at {config.voxel_size:g} Å with "
+        f"{len(data.scene.positions)} copies of {structure} and {config.n_membranes} "
+        f"membranes; {len(angles)} tilts from {float(angles[0]):.0f}° to "
+        f"{float(angles[-1]):.0f}°, {config.dose:g} e/Å² per tilt, Poisson noise, "
+        f"{ctf}{misalignment}seed {config.seed}. Simulated in {seconds:.1f} s."
+    )
+
+
+def _quality_table(tomograms: dict[str, _Tomogram], seconds: dict[str, float]) -> list[list[str]]:
+    header = ["method", "PSNR (dB)", "SSIM", "correlation", "FSC 0.5 (Å)", "FSC 0.143 (Å)"]
+    rows = [[*header, "seconds"]]
+    for method, t in tomograms.items():
+        q = t.quality
+        rows.append(
+            [
+                method.upper(),
+                f"{q['psnr_db']:.2f}",
+                f"{q['ssim']:.3f}",
+                f"{q['correlation']:.3f}",
+                f"{q['fsc_0.5_A']:.1f}",
+                f"{q['fsc_0.143_A']:.1f}",
+                f"{seconds[method]:.1f}",
+            ]
+        )
+    return rows
+
+
+def _averaging_sections(
+    avg: _Averaging, config: SimulationConfig, figures: dict[str, Path], reference: torch.Tensor
+):
+    s = avg.summary
+    method = "frequency-marched Newton" if avg.method == "newton" else avg.method
+    text = (
+        f"{int(s['n_particles'])} particles cut from the WBP tomogram "
+        f"({config.reference_box}^3 boxes at the true positions), refined against the true "
+        f"structure low-passed to {avg.initial_resolution:.0f} Å: {method} (global, then local "
+        f"within {avg.max_angle_deg:g}°), wedge-weighted gold-standard averaging, "
+        f"{avg.iterations} iterations, {s['seconds']:.1f} s. Angular errors of random "
+        f"orientations have a median of {avg.chance['median']:.0f}° (90th percentile "
+        f"{avg.chance['p90']:.0f}°); 'at true poses' averages the same boxes at the true "
+        "orientations, the best these particles allow. A half-map FSC that looks good while "
+        "the errors are large is reference bias (both halves fitted noise to the same "
+        "starting reference), not signal."
+    )
+    table = [
+        [
+            "half-map FSC 0.143 (Å)",
+            "FSC 0.5 / 0.143 vs truth (Å)",
+            "at true poses: FSC 0.5 / 0.143 vs truth (Å)",
+            "median error (°)",
+            "90th pct error (°)",
+        ],
+        [
+            f"{s['halfmap_fsc_0.143_A']:.1f}",
+            f"{s['fsc_truth_0.5_A']:.1f} / {s['fsc_truth_0.143_A']:.1f}",
+            f"{s['true_pose_fsc_truth_0.5_A']:.1f} / {s['true_pose_fsc_truth_0.143_A']:.1f}",
+            f"{s['median_angular_error_deg']:.1f}",
+            f"{s['p90_angular_error_deg']:.1f}",
+        ],
+    ]
+    return [
+        ("Subtomogram averaging", text),
+        ("Averaging results", table),
+        (
+            "Average (central slices)",
+            (figures["average"], "Panels: " + ", ".join(_average_panels(avg, reference)) + "."),
+        ),
+        ("Average FSC", (figures["average_fsc"], "Curves: " + ", ".join(_FSC_CURVES) + ".")),
+        ("Angular error against the true poses", figures["angular_error"]),
+    ]
+
+
+def _write_metrics(path: Path, config, timings, tomograms, avg: _Averaging | None, *, force):
+    summary = {
+        "simulation": asdict(config),
+        "timings_s": timings,
+        "methods": {k: {**t.quality, "seconds": timings[k]} for k, t in tomograms.items()},
+        "subtomogram_averaging": None if avg is None else avg.summary,
+    }
+    write_json(path, summary, force=force, default=str)
+
+
+def _write_report(
+    out: Path,
+    data: SimulatedDataset,
+    config: SimulationConfig,
+    structure: str,
+    tomograms: dict[str, _Tomogram],
+    avg: _Averaging | None,
+    seconds: dict[str, float],
+    *,
+    force: bool,
+) -> dict[str, Path]:
+    """Write the figures, ``metrics.json`` and ``report.html``; return every file by role."""
+    files = dict(data.files)
+    files.update({f"tomogram_{k}": t.path for k, t in tomograms.items()})
+    figures = _reconstruction_figures(
+        out, data, tomograms, voxel_size=config.voxel_size, force=force
+    )
+    files.update({f"figure_{k}": v for k, v in figures.items()})
+    sections = [
+        ("Data", _data_text(data, config, structure=structure, seconds=seconds["simulate"])),
+        ("Quality against the ground truth", _quality_table(tomograms, seconds)),
+        ("Tilt images", figures["tilts"]),
+        ("Central slices", figures["slices"]),
+        ("Fourier shell correlation", figures["fsc"]),
+    ]
+    if avg is not None:
+        avg_figures = _averaging_figures(
+            out, avg, data.reference, voxel_size=config.voxel_size, force=force
+        )
+        files["averaging_refine"] = avg.refine_dir
+        files.update({f"averaging_{k}": v for k, v in avg_figures.items()})
+        sections += _averaging_sections(avg, config, avg_figures, data.reference)
+    _write_metrics(out / "metrics.json", config, seconds, tomograms, avg, force=force)
+    files["metrics"] = out / "metrics.json"
+    files["report"] = write_html_report(
+        out / "report.html",
+        title="inversa demo: simulate, reconstruct, average",
+        sections=sections,
+        force=force,
+    )
+    return files
 
 
 def run_demo(
@@ -210,17 +567,19 @@ def run_demo(
     simulation: SimulationConfig | None = None,
     sirt_iterations: int = 15,
     averaging: bool = True,
+    progress: bool | None = None,
 ) -> DemoResult:
     """Simulate a scene of shipped ribosomes, reconstruct it, report the quality.
 
     Steps: :func:`simulate_dataset` (cell-like scene, tilt series with Poisson noise at
     the configured dose, ground truth files), then WBP and SIRT from the written files,
     then metrics against the ground truth (PSNR and SSIM after an affine fit,
-    correlation, FSC 0.5 / 0.143 resolution) and ``report.html`` with PNG figures. With
-    ``averaging``, the particles are then cut from the WBP tomogram at their true
-    positions (``particles.star``) and refined against the true structure low-passed to
-    60 Å (frequency-marched Newton, gold-standard halves, two iterations); the report adds the
-    average, its FSC curves and the angular errors against the true poses.
+    correlation, FSC 0.5 / 0.143 resolution) and a self-contained ``report.html`` (PNG
+    figures embedded, also written beside it). With ``averaging``, the particles are then
+    cut from the WBP tomogram at their true positions (``particles.star``) and refined
+    against the true structure low-passed to 60 Å (frequency-marched Newton,
+    gold-standard halves, two iterations); the report adds the average, its FSC curves
+    and the angular errors against the true poses.
 
     Parameters
     ----------
@@ -237,6 +596,8 @@ def run_demo(
         SIRT iterations.
     averaging
         Add subtomogram averaging (needs at least two particles).
+    progress
+        Show the stages on stderr; ``None``: only when stderr is a terminal.
 
     Returns
     -------
@@ -247,172 +608,41 @@ def run_demo(
     if report.exists() and not force:
         raise OutputExistsError(report)
     config = simulation or DEMO_SCENE
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    data = simulate_dataset(out / "data", config=config, force=force)
-    timings["simulate"] = time.perf_counter() - t0
-
-    truth = data.volume
-    recs: dict[str, torch.Tensor] = {}
-    results: dict[str, dict[str, float]] = {}
-    fscs: dict[str, torch.Tensor] = {}
-    files = dict(data.files)
-    base = ReconstructionConfig(
-        thickness=config.shape[0],
-        device=device,
-        defocus_um=config.defocus_um if config.ctf else None,
-        voltage_kv=config.voltage_kv,
-        spherical_aberration_mm=config.spherical_aberration_mm,
-        amplitude_contrast=config.amplitude_contrast,
-    )
-    for method, cfg in (
-        # Hann-windowed WBP and early-stopped SIRT: the usual choices for low-dose data.
-        ("wbp", replace(base, method="wbp", filter="hann")),
-        ("sirt", replace(base, method="sirt", n_iter=sirt_iterations, tol=1e-6)),
-    ):
-        path = out / f"tomogram_{method}.mrc"
-        t0 = time.perf_counter()
-        reconstruct_file(
-            data.files["stack"],
-            out_path=path,
-            config=cfg,
-            xf_path=data.files["xf"],
-            force=force,
-        )
-        seconds = time.perf_counter() - t0
-        rec, _ = read_mrc(path)
-        recs[method] = rec
-        quality, fscs[method] = _quality(rec, truth, voxel_size=config.voxel_size)
-        results[method] = {**quality, "seconds": seconds}
-        files[f"tomogram_{method}"] = path
-
-    figs = {
-        "slices": save_slices_png(
-            {"ground truth": truth, **{k.upper(): v for k, v in recs.items()}},
-            out / "slices.png",
-            force=force,
-        ),
-        "tilts": save_images_png(
-            {
-                f"tilt {float(data.tilt_angles[i]):+.0f}°": data.stack[i]
-                for i in (0, len(data.tilt_angles) // 2, len(data.tilt_angles) - 1)
-            },
-            out / "tilts.png",
-            force=force,
-        ),
-        "fsc": save_fsc_png(
-            {k.upper(): v for k, v in fscs.items()},
-            out / "fsc.png",
-            pixel_size=config.voxel_size,
-            force=force,
-        ),
-    }
-    files.update({f"figure_{k}": v for k, v in figs.items()})
-    avg_summary = None
-    avg_sections: list = []
-    if averaging and config.n_particles >= 2:
-        avg_summary, avg_files, _ = _averaging(
-            out, data, config, tomogram=files["tomogram_wbp"], force=force
-        )
-        files.update({f"averaging_{k}": v for k, v in avg_files.items()})
-        avg_sections = [
-            (
-                "Subtomogram averaging",
-                f"{int(avg_summary['n_particles'])} particles cut from the WBP tomogram "
-                f"({config.reference_box}^3 boxes at the true positions), refined against "
-                f"the true structure low-passed to {_DEMO_INITIAL_RESOLUTION:.0f} Å: "
-                "frequency-marched Newton (global, then local within 10°), wedge-weighted "
-                "gold-standard "
-                f"averaging, 2 iterations, {avg_summary['seconds']:.1f} s. Angular errors "
-                "of random orientations have a median of 132° (90th percentile 171°); "
-                "'at true poses' averages the same boxes at the true orientations, the best "
-                "these particles allow. "
-                "A half-map FSC that looks good while the errors are large is reference "
-                "bias (both halves fitted noise to the same starting reference), not signal.",
-            ),
-            (
-                "Averaging results",
-                [
-                    [
-                        "half-map FSC 0.143 (Å)",
-                        "FSC 0.5 / 0.143 vs truth (Å)",
-                        "at true poses: FSC 0.5 / 0.143 vs truth (Å)",
-                        "median error (°)",
-                        "90th pct error (°)",
-                    ],
-                    [
-                        f"{avg_summary['halfmap_fsc_0.143_A']:.1f}",
-                        f"{avg_summary['fsc_truth_0.5_A']:.1f} / "
-                        f"{avg_summary['fsc_truth_0.143_A']:.1f}",
-                        f"{avg_summary['true_pose_fsc_truth_0.5_A']:.1f} / "
-                        f"{avg_summary['true_pose_fsc_truth_0.143_A']:.1f}",
-                        f"{avg_summary['median_angular_error_deg']:.1f}",
-                        f"{avg_summary['p90_angular_error_deg']:.1f}",
-                    ],
-                ],
-            ),
-            ("Average (central slices)", avg_files["average"].relative_to(out)),
-            ("Average FSC", avg_files["average_fsc"].relative_to(out)),
-            ("Angular error against the true poses", avg_files["angular_error"].relative_to(out)),
-        ]
-    summary = {
-        "simulation": {k: v for k, v in vars(config).items()},
-        "timings_s": timings,
-        "methods": results,
-        "subtomogram_averaging": avg_summary,
-    }
-    with atomic_write(out / "metrics.json", force=force) as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    files["metrics"] = out / "metrics.json"
-
-    table = [
-        ["method", "PSNR (dB)", "SSIM", "correlation", "FSC 0.5 (Å)", "FSC 0.143 (Å)", "seconds"]
-    ]
-    for method, r in results.items():
-        table.append(
-            [
-                method.upper(),
-                f"{r['psnr_db']:.2f}",
-                f"{r['ssim']:.3f}",
-                f"{r['correlation']:.3f}",
-                f"{r['fsc_0.5_A']:.1f}",
-                f"{r['fsc_0.143_A']:.1f}",
-                f"{r['seconds']:.1f}",
-            ]
-        )
-    d, h, w = config.shape
-    angles = data.tilt_angles
-    write_html_report(
-        report,
-        title="inversa demo: simulate -> reconstruct",
-        sections=[
-            (
-                "Data",
-                f"Cell-like scene {w}x{h}x{d} voxels at {config.voxel_size} Å with "
-                f"{config.n_particles} copies of PDB 1AKE chain A and {config.n_membranes} "
-                f"membranes; {len(angles)} tilts from {float(angles[0]):.0f}° to "
-                f"{float(angles[-1]):.0f}°, {config.dose} e/Å² per tilt, Poisson noise, "
-                + (
-                    f"CTF at {config.defocus_um} µm underfocus (phase-flipped before "
-                    "reconstruction), "
-                    if config.ctf
-                    else ""
+    do_average = averaging and config.n_particles >= 2
+    names = ["simulate", "wbp", "sirt", *(["extract", "refine"] if do_average else []), "report"]
+    avg = None
+    with _Stages(names, enabled=progress) as stages:
+        with stages.stage("simulate", "simulating the scene"):
+            data = simulate_dataset(out / "data", config=config, force=force)
+            structure = _structure_label(config)
+        tomograms = {}
+        for method in ("wbp", "sirt"):
+            with stages.stage(method, f"reconstructing ({method.upper()})"):
+                tomograms[method] = _reconstruct(
+                    out,
+                    data,
+                    config,
+                    method=method,
+                    device=device,
+                    sirt_iterations=sirt_iterations,
+                    force=force,
                 )
-                + (
-                    f"per-tilt misalignment up to {config.shift_px} px and "
-                    f"{config.rotation_deg}° (undone with the written .xf), "
-                    if config.shift_px > 0 or config.rotation_deg > 0
-                    else ""
-                )
-                + f"seed {config.seed}. Simulated in {timings['simulate']:.1f} s.",
-            ),
-            ("Quality against the ground truth", table),
-            ("Tilt images", figs["tilts"].relative_to(out)),
-            ("Central slices", figs["slices"].relative_to(out)),
-            ("Fourier shell correlation", figs["fsc"].relative_to(out)),
-            *avg_sections,
-        ],
-        force=force,
+        if do_average:
+            with stages.stage("extract", "extracting particles"):
+                extracted = _extract(out, data, config, tomogram=tomograms["wbp"].path, force=force)
+            with stages.stage("refine", "refining and averaging"):
+                avg = _average(out, data, config, extracted=extracted, force=force)
+        with stages.stage("report", "writing the report"):
+            files = _write_report(
+                out, data, config, structure, tomograms, avg, stages.seconds, force=force
+            )
+    return DemoResult(
+        report=report,
+        metrics={k: {**t.quality, "seconds": stages.seconds[k]} for k, t in tomograms.items()},
+        files=files,
+        averaging=None if avg is None else avg.summary,
+        simulation=config,
+        structure=structure,
+        initial_resolution=None if avg is None else avg.initial_resolution,
+        timings=dict(stages.seconds),
     )
-    files["report"] = report
-    return DemoResult(report=report, metrics=results, files=files, averaging=avg_summary)

@@ -6,19 +6,31 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import mrcfile
 import torch
 
 from inversa.core import io, parallel
 from inversa.core.errors import InputError, OutputExistsError
-from inversa.tomography import CTFParams, TiltSeriesProjector, cgls, phase_flip, sirt, wbp
+from inversa.tomography import (
+    CTFParams,
+    TiltGeometry,
+    TiltSeriesProjector,
+    cgls,
+    phase_flip,
+    sirt,
+    tilt_series_sidecars,
+    wbp,
+)
 
 __all__ = [
     "METHODS",
     "PREPROCESSING",
     "ReconstructionConfig",
+    "is_single_output",
     "preprocess_stack",
     "reconstruct_file",
     "reconstruct_files",
+    "reconstruct_paths",
     "reconstruct_stack",
 ]
 
@@ -110,10 +122,9 @@ def preprocess_stack(stack: torch.Tensor, *, mode: str) -> torch.Tensor:
 
 def reconstruct_stack(
     stack: torch.Tensor,
-    tilt_angles: torch.Tensor,
+    geometry: TiltGeometry,
     *,
     config: ReconstructionConfig,
-    xf: torch.Tensor | None = None,
     pixel_size: float = 1.0,
     progress: bool = False,
 ) -> torch.Tensor:
@@ -123,12 +134,11 @@ def reconstruct_stack(
     ----------
     stack
         ``(T, H, W)`` raw tilt images.
-    tilt_angles
-        ``(T,)`` degrees.
+    geometry
+        Angles (degrees) and, when set, the IMOD transforms of the raw images (raw ->
+        aligned); its detector shape, when set, must be ``(H, W)``.
     config
         Method and its settings.
-    xf
-        ``(T, 2, 3)`` IMOD transforms of the raw images (raw -> aligned), or ``None``.
     pixel_size
         Angstrom per pixel (used by the CTF phase flip).
     progress
@@ -144,10 +154,10 @@ def reconstruct_stack(
             None, f"a tilt series must be 3-D (T, H, W); got shape {tuple(stack.shape)}"
         )
     n_tilts, height, width = stack.shape
-    if tilt_angles.shape != (n_tilts,):
-        raise InputError(None, f"{len(tilt_angles)} tilt angles for a stack of {n_tilts} images")
-    if xf is not None and xf.shape != (n_tilts, 2, 3):
-        raise InputError(None, f"{len(xf)} .xf transforms for a stack of {n_tilts} images")
+    if geometry.n_tilts != n_tilts:
+        raise InputError(None, f"{geometry.n_tilts} tilt angles for a stack of {n_tilts} images")
+    if geometry.detector_shape not in (None, (height, width)):
+        raise InputError(None, f"detector {geometry.detector_shape} for images {(height, width)}")
     device = torch.device(config.device)
     data = preprocess_stack(stack.to(device=device, dtype=torch.float32), mode=config.preprocess)
     if config.defocus_um is not None:
@@ -162,8 +172,7 @@ def reconstruct_stack(
     depth = config.thickness or max(1, width // 2)
     projector = TiltSeriesProjector(
         volume_shape=(depth, height, width),
-        tilt_angles=tilt_angles.to(device=device, dtype=torch.float32),
-        xf=None if xf is None else xf.to(device=device, dtype=torch.float32),
+        geometry=geometry.to(device=device, dtype=torch.float32),
     )
     if config.method == "wbp":
         volume = wbp(data, projector, filter=config.filter, cutoff=config.cutoff)
@@ -181,14 +190,6 @@ def reconstruct_stack(
     return volume.detach().to("cpu", torch.float32)
 
 
-def _sidecar(stack_path: Path, suffixes: tuple[str, ...]) -> Path | None:
-    for suffix in suffixes:
-        candidate = stack_path.with_suffix(suffix)
-        if candidate.exists():
-            return candidate
-    return None
-
-
 def reconstruct_file(
     stack_path: str | Path,
     *,
@@ -198,12 +199,14 @@ def reconstruct_file(
     xf_path: str | Path | None = None,
     force: bool = False,
     progress: bool = False,
+    voxel_size: float | None = None,
 ) -> Path:
     """Read a tilt series (MRC + .tlt [+ .xf]), reconstruct it and write the tomogram MRC.
 
     ``angles_path`` defaults to the stack's ``.tlt`` (or ``.rawtlt``) sidecar and ``xf_path``
-    to its ``.xf`` sidecar when present. Inputs are never modified; the output is written
-    atomically.
+    to its ``.xf`` sidecar when present (:func:`inversa.tomography.tilt_series_sidecars`).
+    ``voxel_size`` (Angstrom per pixel) overrides the stack's header. Inputs are never
+    modified; the output is written atomically.
 
     Returns
     -------
@@ -213,11 +216,10 @@ def reconstruct_file(
     stack_path, out_path = Path(stack_path), Path(out_path)
     if out_path.exists() and not force:
         raise OutputExistsError(out_path)
-    if angles_path is None:
-        angles_path = _sidecar(stack_path, (".tlt", ".rawtlt"))
-        if angles_path is None:
-            raise InputError(stack_path, "no tilt angles: pass --angles or put a .tlt beside it")
-    stack, pixel_size = io.read_mrc(stack_path, ndim=3)
+    angles_path, xf_path = tilt_series_sidecars(
+        stack_path, angles_path=angles_path, xf_path=xf_path
+    )
+    stack, pixel_size = io.read_mrc(stack_path, ndim=3, voxel_size=voxel_size)
     angles = io.read_tlt(angles_path)
     if len(angles) != stack.shape[0]:
         raise InputError(
@@ -230,22 +232,41 @@ def reconstruct_file(
             raise InputError(
                 xf_path, f"has {len(xf)} transforms but {stack_path} has {stack.shape[0]} images"
             )
+    geometry = TiltGeometry(angles=angles, xf=xf, detector_shape=tuple(stack.shape[1:]))
     volume = reconstruct_stack(
-        stack, angles, config=config, xf=xf, pixel_size=pixel_size, progress=progress
+        stack, geometry, config=config, pixel_size=pixel_size, progress=progress
     )
     io.write_mrc(out_path, volume, voxel_size=pixel_size, force=force)
     return out_path
 
 
-def _reconstruct_item(item: tuple[Path, Path], *, config: ReconstructionConfig, force: bool):
+def _reconstruct_item(
+    item: tuple[Path, Path],
+    *,
+    config: ReconstructionConfig,
+    force: bool,
+    voxel_size: float | None = None,
+):
     stack_path, out_path = item
     return reconstruct_file(
         stack_path,
         out_path=out_path,
         config=config,
         force=force,
-        xf_path=_sidecar(stack_path, (".xf",)),
+        voxel_size=voxel_size,
     )
+
+
+def _check_stack(stack_path: Path) -> None:
+    # Cheap checks (header and sidecar only) so that a bad stack stops the job up front.
+    if not stack_path.is_file():
+        raise InputError(stack_path, "no such file" if not stack_path.exists() else "not a file")
+    tilt_series_sidecars(stack_path)  # raises without a .tlt
+    try:
+        with mrcfile.open(stack_path, mode="r", header_only=True, permissive=False):
+            pass
+    except (ValueError, OSError) as err:
+        raise InputError(stack_path, f"not a readable MRC file ({err})") from None
 
 
 def reconstruct_files(
@@ -255,12 +276,15 @@ def reconstruct_files(
     config: ReconstructionConfig,
     force: bool = False,
     scheduler: str | None = None,
+    voxel_size: float | None = None,
 ) -> list[Path]:
     """Reconstruct many tilt series independently through :mod:`inversa.core.parallel`.
 
     Each stack's angles and alignment come from its ``.tlt``/``.rawtlt`` and ``.xf``
     sidecars; tomograms are written to ``out_dir/{stem}_rec.mrc``. All outputs are
-    checked before any work starts, so an existing output stops the job up front.
+    checked before any work starts, so an existing output, two stacks writing one
+    tomogram or a stack that is not an MRC file with a ``.tlt`` stops the job up front.
+    ``voxel_size`` overrides the stacks' headers.
 
     Returns
     -------
@@ -268,18 +292,81 @@ def reconstruct_files(
         The tomograms written, in input order.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     items = [(Path(p), out / f"{Path(p).stem}_rec.mrc") for p in stack_paths]
+    first_input: dict[Path, Path] = {}
     for stack_path, out_path in items:
-        if not stack_path.exists():
-            raise InputError(stack_path, "no such file")
+        _check_stack(stack_path)
+        # Two stacks with one file name (a/ts.mrc, b/ts.mrc) would write one tomogram.
+        if out_path in first_input:
+            raise InputError(
+                stack_path, f"would write {out_path} like {first_input[out_path]}: rename one"
+            )
+        first_input[out_path] = stack_path
         if out_path.exists() and not force:
             raise OutputExistsError(out_path)
+    out.mkdir(parents=True, exist_ok=True)
     results = parallel.map_items(
-        partial(_reconstruct_item, config=config, force=force),
+        partial(_reconstruct_item, config=config, force=force, voxel_size=voxel_size),
         items,
         scheduler=scheduler,
         description="reconstructing",
     )
     parallel.raise_failures(results)
     return [r.value for r in results]
+
+
+def is_single_output(stack_paths: list[str | Path], out: str | Path) -> bool:
+    """Tell whether ``out`` names one tomogram file (one stack, MRC suffix) or a folder."""
+    return len(stack_paths) == 1 and Path(out).suffix.lower() in (".mrc", ".rec", ".map")
+
+
+def reconstruct_paths(
+    stack_paths: list[str | Path],
+    *,
+    out: str | Path,
+    config: ReconstructionConfig,
+    angles_path: str | Path | None = None,
+    xf_path: str | Path | None = None,
+    force: bool = False,
+    scheduler: str | None = None,
+    voxel_size: float | None = None,
+    progress: bool = False,
+) -> list[Path]:
+    """Run the ``inversa reconstruct`` job: one stack to a file, or many stacks to a folder.
+
+    With :func:`is_single_output`, :func:`reconstruct_file` (explicit ``angles_path`` and
+    ``xf_path`` allowed); otherwise :func:`reconstruct_files` into the folder ``out``,
+    where every stack brings its own sidecars, so explicit paths are an error.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The tomograms written, in input order.
+    """
+    if is_single_output(stack_paths, out):
+        return [
+            reconstruct_file(
+                stack_paths[0],
+                out_path=out,
+                config=config,
+                angles_path=angles_path,
+                xf_path=xf_path,
+                force=force,
+                progress=progress,
+                voxel_size=voxel_size,
+            )
+        ]
+    if angles_path is not None or xf_path is not None:
+        raise InputError(
+            angles_path or xf_path,
+            "--angles/--xf name one stack's files; with several stacks put "
+            "a .tlt (and .xf) beside each stack instead",
+        )
+    return reconstruct_files(
+        stack_paths,
+        out_dir=out,
+        config=config,
+        force=force,
+        scheduler=scheduler,
+        voxel_size=voxel_size,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import io as _io
 from pathlib import Path
@@ -130,14 +131,30 @@ def save_histogram_png(
     return Path(path)
 
 
+def _data_uri(png: Path) -> str:
+    """Encode a PNG as a ``data:`` URI: the page then needs no file beside it (mailable)."""
+    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+
+
+# Images and wide tables shrink or scroll inside the page instead of overflowing it.
+_CSS = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+    "line-height:1.4}"
+    "img{max-width:100%;height:auto;display:block}"
+    ".table{overflow-x:auto}"
+    "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px}"
+    "p{overflow-wrap:anywhere}figure{margin:0}figcaption{color:#444;font-size:90%}"
+)
+
+
 def write_html_report(
     path: str | Path,
     *,
     title: str,
-    sections: list[tuple[str, str | list[list[str]] | Path]],
+    sections: list[tuple[str, str | list[list[str]] | Path | tuple[Path, str]]],
     force: bool = False,
 ) -> Path:
-    """Write a self-contained-enough HTML page (images are linked PNGs beside it).
+    """Write a self-contained HTML page: figures are embedded as base64 ``data:`` URIs.
 
     Parameters
     ----------
@@ -147,30 +164,39 @@ def write_html_report(
         Page title.
     sections
         ``(heading, content)`` pairs; content is a paragraph (str), a table (list of rows,
-        the first row the header) or a PNG path (shown as an image).
+        the first row the header), a PNG file (embedded as an image; a relative path is
+        relative to the working folder, not to the page) or a ``(PNG, caption)`` pair.
     force
         Overwrite an existing file.
     """
     path = Path(path)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px}"
-        "img{max-width:100%}</style></head><body>",
+        f"<style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
     for heading, content in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>")
-        if isinstance(content, Path):
-            rel = content.relative_to(path.parent) if content.is_absolute() else content
-            parts.append(f"<img src='{html.escape(str(rel))}' alt='{html.escape(heading)}'>")
+        if isinstance(content, tuple):  # a figure and its caption
+            png, caption = content
+            parts.append(
+                f"<figure><img src='{_data_uri(png)}' alt='{html.escape(caption)}'>"
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+        elif isinstance(content, Path):
+            parts.append(f"<img src='{_data_uri(content)}' alt='{html.escape(heading)}'>")
         elif isinstance(content, list):
             header, *rows = content
-            parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header))
+            parts.append(
+                "<div class='table'><table><tr>"
+                + "".join(f"<th>{html.escape(c)}</th>" for c in header)
+                + "</tr>"
+            )
             for row in rows:
                 parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-            parts.append("</table>")
+            parts.append("</table></div>")
         else:
             parts.append(f"<p>{html.escape(content)}</p>")
     parts.append("</body></html>\n")

@@ -1,168 +1,46 @@
-"""Simulate a cryo-ET dataset: a cell-like scene, its tilt series, and the ground truth files."""
+"""Simulate a cryo-ET dataset on disk: the tilt series, its geometry and the ground truth files.
+
+The simulation itself is :func:`inversa.tomography.simulate`; this module only writes it.
+"""
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict, dataclass
+import zipfile
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from inversa.core import io, noise, phantoms
+from inversa.core import io, phantoms
 from inversa.core.errors import InputError, OutputExistsError
-from inversa.tomography import CTFParams, TiltSeriesProjector, apply_ctf
+from inversa.tomography import SimulatedTiltSeries, SimulationConfig, simulate
 
-__all__ = ["SimulatedDataset", "SimulationConfig", "simulate_dataset", "simulate_scene_tilt_series"]
+__all__ = [
+    "DEFORMATION_FORMAT",
+    "SimulatedDataset",
+    "SimulationConfig",
+    "dataset_paths",
+    "particles_table",
+    "read_deformation",
+    "simulate_dataset",
+]
 
-
-@dataclass(frozen=True, kw_only=True)
-class SimulationConfig:
-    """What to simulate; every field has a laptop-sized default.
-
-    Attributes
-    ----------
-    shape
-        Volume shape ``(D, H, W)`` in voxels (z, y, x); the tilt images are ``(H, W)``.
-    voxel_size
-        Angstrom per voxel (and per detector pixel).
-    structure
-        PDB/mmCIF file of the particle; ``None`` uses the shipped structure (PDB 1AKE chain A).
-    n_particles, n_membranes
-        Copies of the structure at random positions and Haar-random orientations, and vesicles.
-    tilt_min, tilt_max, tilt_step
-        Tilt range and step in degrees (single axis about y).
-    dose
-        Electrons per square Angstrom per tilt image.
-    max_contrast
-        Fraction of the beam removed by the strongest projected column (amplitude-contrast
-        simplification of image formation).
-    ctf, defocus_um, voltage_kv, spherical_aberration_mm, amplitude_contrast
-        Optional contrast transfer function, constant defocus over the series.
-    shift_px, rotation_deg
-        Per-tilt random misalignment (uniform in +-shift_px, +-rotation_deg about the
-        image centre); the true IMOD transforms are written as ``.xf``.
-    reference_box
-        Box size of the reference map written beside the dataset.
-    seed
-        Seed of the one generator used for everything random.
-    """
-
-    shape: tuple[int, int, int] = (48, 128, 128)
-    voxel_size: float = 5.0
-    structure: str | None = None
-    n_particles: int = 12
-    n_membranes: int = 2
-    tilt_min: float = -60.0
-    tilt_max: float = 60.0
-    tilt_step: float = 3.0
-    dose: float = 3.0
-    max_contrast: float = 0.5
-    ctf: bool = False
-    defocus_um: float = 3.0
-    voltage_kv: float = 300.0
-    spherical_aberration_mm: float = 2.7
-    amplitude_contrast: float = 0.07
-    shift_px: float = 0.0
-    rotation_deg: float = 0.0
-    reference_box: int = 32
-    seed: int = 0
-
-    def tilt_angles(self) -> torch.Tensor:
-        """Return the tilt angles in degrees, ``(T,)`` float64."""
-        if self.tilt_step <= 0 or self.tilt_max < self.tilt_min:
-            raise InputError(None, "tilt range must have tilt_max >= tilt_min and tilt_step > 0")
-        n = math.floor((self.tilt_max - self.tilt_min) / self.tilt_step + 1e-9) + 1
-        return self.tilt_min + self.tilt_step * torch.arange(n, dtype=torch.float64)
+# Written into the deformation file so that readers can check what they load.
+DEFORMATION_FORMAT = "inversa-local-deformation-v1"
 
 
 @dataclass(frozen=True)
-class SimulatedDataset:
-    """In-memory result of a simulation.
+class SimulatedDataset(SimulatedTiltSeries):
+    """A :class:`~inversa.tomography.SimulatedTiltSeries` and the files it was written to.
 
     Attributes
     ----------
-    stack
-        Raw tilt series in electron counts, ``(T, H, W)``.
-    tilt_angles
-        ``(T,)`` degrees.
-    xf
-        True IMOD alignment transforms ``(T, 2, 3)`` (raw -> aligned).
-    volume
-        Ground-truth scene ``(D, H, W)``.
-    reference
-        The structure at the identity orientation, ``(B, B, B)``.
-    scene
-        The phantom scene with particle positions and orientations.
     files
         Paths written, by role (empty when nothing was written).
     """
 
-    stack: torch.Tensor
-    tilt_angles: torch.Tensor
-    xf: torch.Tensor
-    volume: torch.Tensor
-    reference: torch.Tensor
-    scene: phantoms.Scene
     files: dict[str, Path]
-
-
-def _random_xf(n: int, *, shift_px: float, rotation_deg: float, generator: torch.Generator):
-    """Per-tilt in-plane rotations and shifts as IMOD ``(T, 2, 3)`` transforms."""
-    ang = (2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1) * rotation_deg
-    shifts = (2 * torch.rand(n, 2, generator=generator, dtype=torch.float64) - 1) * shift_px
-    c, s = torch.cos(torch.deg2rad(ang)), torch.sin(torch.deg2rad(ang))
-    xf = torch.zeros(n, 2, 3, dtype=torch.float64)
-    xf[:, 0, 0], xf[:, 0, 1], xf[:, 1, 0], xf[:, 1, 1] = c, -s, s, c
-    xf[:, :, 2] = shifts
-    return xf
-
-
-def simulate_scene_tilt_series(
-    volume: torch.Tensor,
-    *,
-    config: SimulationConfig,
-    xf: torch.Tensor | None,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Project a volume into a noisy raw tilt series (electron counts).
-
-    Parameters
-    ----------
-    volume
-        ``(D, H, W)`` non-negative density.
-    config
-        Tilt geometry, dose, contrast and CTF.
-    xf
-        ``(T, 2, 3)`` alignment transforms of the raw images, or ``None``.
-    generator
-        Source of the Poisson noise.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(T, H, W)`` counts.
-    """
-    angles = config.tilt_angles().to(volume.dtype)
-    projector = TiltSeriesProjector(volume_shape=tuple(volume.shape), tilt_angles=angles, xf=xf)
-    proj = projector.forward(volume)
-    peak = float(proj.abs().max())
-    contrast = config.max_contrast / peak if peak > 0 else 0.0
-    if config.ctf:
-        params = CTFParams(
-            pixel_size_A=config.voxel_size,
-            defocus_um=config.defocus_um,
-            voltage_kv=config.voltage_kv,
-            spherical_aberration_mm=config.spherical_aberration_mm,
-            amplitude_contrast=config.amplitude_contrast,
-        )
-        # torch-ctf's CTF is positive at low frequency (CTF(0) = amplitude contrast), so
-        # density still darkens the image at low resolution, as without a CTF.
-        proj = apply_ctf(proj, params)
-    dose_px = noise.electron_dose_per_pixel(config.dose, config.voxel_size)
-    model = noise.ElectronNoise(dose_per_pixel=dose_px, contrast=contrast)
-    return model(proj, generator=generator)
 
 
 def simulate_dataset(
@@ -177,7 +55,9 @@ def simulate_dataset(
     Files written in ``out_dir`` (when given): ``{name}.mrc`` (raw tilt series, counts),
     ``{name}.tlt``, ``{name}.xf`` (true IMOD transforms), ``ground_truth.mrc``,
     ``reference.mrc`` and ``particles.star`` (RELION 5 columns with an optics block; the
-    angles rotate the reference into each particle), ``simulation.json`` (the config).
+    angles rotate the reference into each particle), ``simulation.json`` (the config), and
+    with ``config.local_deformation_px > 0`` ``{name}_deformation.npz``: the true local
+    displacement fields (see :func:`read_deformation`).
 
     Parameters
     ----------
@@ -194,62 +74,41 @@ def simulate_dataset(
     -------
     SimulatedDataset
     """
-    generator = torch.Generator().manual_seed(config.seed)
-    structure = config.structure or phantoms.builtin_structure_path()
-    model = phantoms.read_atomic_model(structure)
-    scene = phantoms.cell_scene(
-        model,
-        shape=config.shape,
-        voxel_size=config.voxel_size,
-        n_particles=config.n_particles,
-        n_membranes=config.n_membranes,
-        generator=generator,
-    )
-    volume = scene.volume.to(torch.float32)
-    angles = config.tilt_angles()
-    if config.shift_px > 0 or config.rotation_deg > 0:
-        xf = _random_xf(
-            len(angles),
-            shift_px=config.shift_px,
-            rotation_deg=config.rotation_deg,
-            generator=generator,
-        )
-    else:
-        xf = torch.zeros(len(angles), 2, 3, dtype=torch.float64)
-        xf[:, 0, 0] = xf[:, 1, 1] = 1.0
-    is_identity = config.shift_px <= 0 and config.rotation_deg <= 0
-    stack = simulate_scene_tilt_series(
-        volume,
-        config=config,
-        xf=None if is_identity else xf.to(volume.dtype),
-        generator=generator,
-    )
-    reference = phantoms.reference_density(
-        model, voxel_size=config.voxel_size, box=config.reference_box
-    )
+    if out_dir is not None:
+        paths = dataset_paths(out_dir, config=config, name=name)
+        if not force:
+            # Checked before the (slow) simulation, so an existing file stops the job up front.
+            for path in paths.values():
+                if path.exists():
+                    raise OutputExistsError(path)
+    sim = simulate(config)
     files: dict[str, Path] = {}
     if out_dir is not None:
-        files = _write_dataset(
-            Path(out_dir),
-            name=name,
-            config=config,
-            stack=stack,
-            angles=angles,
-            xf=xf,
-            volume=volume,
-            reference=reference,
-            scene=scene,
-            force=force,
-        )
-    return SimulatedDataset(
-        stack=stack,
-        tilt_angles=angles,
-        xf=xf,
-        volume=volume,
-        reference=reference,
-        scene=scene,
-        files=files,
-    )
+        files = _write_dataset(paths, name=name, config=config, sim=sim, force=force)
+    return SimulatedDataset(**{f.name: getattr(sim, f.name) for f in fields(sim)}, files=files)
+
+
+def read_deformation(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a ``{name}_deformation.npz`` written by :func:`simulate_dataset`.
+
+    Returns
+    -------
+    dict
+        ``displacement`` ``(T, H, W, 2)`` float32 pixels (components x, y, at each raw
+        pixel: the raw image samples the aligned one at ``A r + d + D(r)``), ``control``
+        ``(T, G, G, 2)`` float64 B-spline control vectors, ``angles`` ``(T,)`` degrees,
+        ``amplitude_px`` (scalar), ``format`` (:data:`DEFORMATION_FORMAT`).
+    """
+    try:  # our own handle: np.load leaks its file when the archive is damaged
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
+            out = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile) as err:
+        raise InputError(path, f"not a readable .npz file ({err})") from None
+    if str(out.get("format")) != DEFORMATION_FORMAT:
+        raise InputError(path, f"is not an {DEFORMATION_FORMAT} file")
+    return out
 
 
 def particles_table(
@@ -288,9 +147,12 @@ def particles_table(
     )
 
 
-def _write_dataset(out: Path, *, name, config, stack, angles, xf, volume, reference, scene, force):
-    out.mkdir(parents=True, exist_ok=True)
-    files = {
+def dataset_paths(
+    out_dir: str | Path, *, config: SimulationConfig, name: str = "tiltseries"
+) -> dict[str, Path]:
+    """Return the files :func:`simulate_dataset` writes for ``config``, by role."""
+    out = Path(out_dir)
+    paths = {
         "stack": out / f"{name}.mrc",
         "angles": out / f"{name}.tlt",
         "xf": out / f"{name}.xf",
@@ -299,15 +161,24 @@ def _write_dataset(out: Path, *, name, config, stack, angles, xf, volume, refere
         "particles": out / "particles.star",
         "config": out / "simulation.json",
     }
-    if not force:
-        for path in files.values():
-            if path.exists():
-                raise OutputExistsError(path)
-    io.write_mrc(files["stack"], stack, voxel_size=config.voxel_size, force=force)
-    io.write_tlt(files["angles"], angles, force=force)
-    io.write_xf(files["xf"], xf, force=force)
-    io.write_mrc(files["ground_truth"], volume, voxel_size=config.voxel_size, force=force)
-    io.write_mrc(files["reference"], reference, voxel_size=config.voxel_size, force=force)
+    if config.local_deformation_px > 0:
+        paths["deformation"] = out / f"{name}_deformation.npz"
+    return paths
+
+
+def _write_dataset(
+    files: dict[str, Path],
+    *,
+    name: str,
+    config: SimulationConfig,
+    sim: SimulatedTiltSeries,
+    force: bool,
+) -> dict[str, Path]:
+    files["stack"].parent.mkdir(parents=True, exist_ok=True)
+    io.write_mrc(files["stack"], sim.stack, voxel_size=config.voxel_size, force=force)
+    sim.geometry.write(files["angles"], files["xf"], force=force)
+    io.write_mrc(files["ground_truth"], sim.volume, voxel_size=config.voxel_size, force=force)
+    io.write_mrc(files["reference"], sim.reference, voxel_size=config.voxel_size, force=force)
     optics = io.make_optics_table(
         pixel_size=config.voxel_size,
         voltage=config.voltage_kv,
@@ -315,9 +186,18 @@ def _write_dataset(out: Path, *, name, config, stack, angles, xf, volume, refere
         amplitude_contrast=config.amplitude_contrast,
     )
     particles = particles_table(
-        scene, tomo_name=name, shape=config.shape, voxel_size=config.voxel_size
+        sim.scene, tomo_name=name, shape=config.shape, voxel_size=config.voxel_size
     )
     io.write_particles(files["particles"], particles, optics, force=force)
-    with io.atomic_write(files["config"], force=force) as tmp:
-        Path(tmp).write_text(json.dumps(asdict(config), indent=2) + "\n")
+    if "deformation" in files and sim.displacement is not None and sim.control is not None:
+        with io.atomic_write(files["deformation"], force=force) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                format=np.array(DEFORMATION_FORMAT),
+                displacement=sim.displacement.to(torch.float32).numpy(),
+                control=sim.control.numpy(),
+                angles=sim.angles.detach().cpu().numpy(),
+                amplitude_px=np.array(config.local_deformation_px),
+            )
+    io.write_json(files["config"], asdict(config), force=force)
     return files

@@ -1,12 +1,16 @@
 """File input/output: MRC, STAR (RELION 5), ``.tlt`` and IMOD ``.xf``, atomic writes.
 
-Thin wrappers over ``mrcfile`` and ``starfile`` that return PyTorch tensors and pandas
-tables and turn bad files into `inversa.core.errors.InputError` naming the file. Every
-writer goes through `atomic_write`: a failed write leaves nothing behind, and an
-existing output is only replaced with ``force=True``.
+Thin wrappers over ``mrcfile`` (and ``starfile`` for writing; STAR files are read by a
+strict parser of our own) that return PyTorch tensors and pandas tables and turn every
+malformed file into one `inversa.core.errors.InputError` naming the file; JSON
+goes through `read_json` and `write_json`. Every writer goes through `atomic_write`: a
+failed write leaves nothing behind, and an existing output is only replaced with
+``force=True``.
 """
 
 from inversa.core.io._atomic import atomic_write
+from inversa.core.io._json import read_json, write_json
+from inversa.core.io._lock import output_lock
 from inversa.core.io._mrc import read_mrc, write_mrc
 from inversa.core.io._star import (
     RELION5_PARTICLE_COLUMNS,
@@ -22,11 +26,14 @@ __all__ = [
     "RELION5_PARTICLE_COLUMNS",
     "atomic_write",
     "make_optics_table",
+    "output_lock",
+    "read_json",
     "read_mrc",
     "read_particles",
     "read_star",
     "read_tlt",
     "read_xf",
+    "write_json",
     "write_mrc",
     "write_particles",
     "write_star",

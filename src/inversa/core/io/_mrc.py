@@ -28,13 +28,32 @@ def _all_finite(data: np.ndarray) -> bool:
     return all(bool(np.isfinite(data[i : i + step]).all()) for i in range(0, data.shape[0], step))
 
 
-def _voxel_size(mrc: mrcfile.mrcfile.MrcFile) -> float:
+def _header_voxel_size(mrc: mrcfile.mrcfile.MrcFile) -> float | None:
+    """Return the header's voxel size in Angstrom; ``None`` when unset (0) or invalid."""
     size = float(mrc.voxel_size.x)
-    return size if np.isfinite(size) and size > 0 else 1.0
+    return size if np.isfinite(size) and size > 0 else None
+
+
+def _check_header(path: str | os.PathLike[str], header: np.record) -> None:
+    # mrcfile trusts the header's sizes; negative or absurd ones make numpy raise odd
+    # errors (or, memory-mapped, map the wrong bytes), so check them first.
+    dims = [int(header[k]) for k in ("nx", "ny", "nz")]
+    if any(d <= 0 for d in dims):
+        raise InputError(path, f"header dimensions nx, ny, nz = {dims} must be positive")
+    size = os.path.getsize(path)
+    # At least half a byte per voxel (mode 101 packs two 4-bit values in a byte).
+    if dims[0] * dims[1] * dims[2] > 2 * size:
+        raise InputError(
+            path, f"header dimensions {dims} need more bytes than the file's {size} (cut short?)"
+        )
 
 
 def read_mrc(
-    path: str | os.PathLike[str], *, ndim: int | None = None, mmap: bool = False
+    path: str | os.PathLike[str],
+    *,
+    ndim: int | None = None,
+    mmap: bool = False,
+    voxel_size: float | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Read an MRC image, image stack or volume.
 
@@ -50,6 +69,9 @@ def read_mrc(
         returned tensor shares memory with a read-only map of the file: it must not be
         written to (copy it first with ``.clone()``). Other data types are converted,
         which reads them into memory.
+    voxel_size
+        Voxel size in Angstrom to use instead of the header's (the CLI's
+        ``--voxel-size``). ``None`` takes the header's.
 
     Returns
     -------
@@ -57,27 +79,38 @@ def read_mrc(
         ``(h, w)`` image or ``(d, h, w)`` volume/stack, indexed ``[z, y, x]``, float32
         (integer and float16 files are converted).
     voxel_size : float
-        Voxel size in Angstrom from the header (``voxel_size.x``); 1.0 when unset.
+        ``voxel_size`` when given, else the header's ``voxel_size.x`` in Angstrom. A header
+        voxel size of 0 (unset) or an invalid one reads as 1.0 with a `UserWarning`
+        naming the file.
 
     Raises
     ------
     InputError
-        The file is missing or not an MRC file, holds complex or RGB data, has the wrong
-        dimensionality, or holds NaN or infinite values.
+        The file is missing or not an MRC file (bad header, dimensions that do not fit
+        the file), holds complex or RGB data, has the wrong dimensionality, or holds NaN
+        or infinite values; or ``voxel_size`` is not positive.
     """
     if ndim not in (None, 2, 3):
         raise InputError(None, f"ndim must be 2, 3 or None, got {ndim}")
+    if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
+        raise InputError(None, f"voxel size must be positive, got {voxel_size}")
     if not os.path.isfile(path):
         raise InputError(path, "file not found")
-    opener = mrcfile.mmap if mmap else mrcfile.open
     try:
+        with mrcfile.open(path, mode="r", header_only=True) as mrc:
+            _check_header(path, mrc.header)
+        opener = mrcfile.mmap if mmap else mrcfile.open
         with opener(path, mode="r") as mrc:
             data = mrc.data
-            voxel_size = _voxel_size(mrc)
-    except ValueError as err:
-        raise InputError(path, f"not a readable MRC file ({err})") from err
+            header_size = _header_voxel_size(mrc)
+    except InputError:
+        raise
     except OSError as err:
-        raise InputError(path, f"cannot read file ({err})") from err
+        raise InputError(path, f"cannot read file ({err.strerror or err})") from None
+    except Exception as err:
+        # mrcfile and numpy report a malformed file in many ways (ValueError, TypeError,
+        # OverflowError, ...); every one of them means the same to a user.
+        raise InputError(path, f"not a readable MRC file ({err})") from None
     if data is None or data.ndim not in (2, 3):
         found = "no data" if data is None else f"{data.ndim}-D data"
         raise InputError(path, f"expected a 2-D image or 3-D volume/stack, found {found}")
@@ -87,6 +120,18 @@ def read_mrc(
         raise InputError(path, f"expected {ndim}-D data, found {data.ndim}-D {data.shape}")
     if not _all_finite(data):
         raise InputError(path, "contains NaN or infinite values")
+    if voxel_size is None:
+        voxel_size = header_size
+        if voxel_size is None:
+            # The default filter shows this once per file; the value is a guess, so say so.
+            warnings.warn(
+                f"{os.fspath(path)}: the header's voxel size is unset (0) or invalid; using "
+                "1.0 A (set it with --voxel-size)",
+                UserWarning,
+                stacklevel=2,
+            )
+            voxel_size = 1.0
+    voxel_size = float(voxel_size)
     if data.dtype != np.dtype(np.float32) or not data.dtype.isnative:
         return torch.from_numpy(data.astype(np.float32)), voxel_size
     if not mmap:

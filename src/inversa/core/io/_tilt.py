@@ -87,7 +87,8 @@ def write_tlt(
     InputError
         ``angles`` is not a non-empty 1-D set of finite numbers.
     """
-    values = torch.as_tensor(angles).detach().to(device="cpu", dtype=torch.float64)
+    # dtype at conversion: a list of Python floats would otherwise pass through float32.
+    values = torch.as_tensor(angles, dtype=torch.float64).detach().to(device="cpu")
     if values.ndim != 1 or values.numel() == 0:
         raise InputError(path, f"expected a non-empty 1-D set of angles, got {tuple(values.shape)}")
     if not bool(torch.isfinite(values).all()):
@@ -149,7 +150,7 @@ def write_xf(path: str | os.PathLike[str], xf: torch.Tensor, *, force: bool = Fa
     InputError
         ``xf`` is not a non-empty ``(n, 2, 3)`` tensor of finite numbers.
     """
-    matrices = torch.as_tensor(xf).detach().to(device="cpu", dtype=torch.float64)
+    matrices = torch.as_tensor(xf, dtype=torch.float64).detach().to(device="cpu")
     if matrices.ndim != 3 or matrices.shape[1:] != (2, 3) or matrices.shape[0] == 0:
         shape = tuple(matrices.shape)
         raise InputError(path, f"expected transforms of shape (n, 2, 3), got {shape}")

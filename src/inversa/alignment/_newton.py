@@ -1,4 +1,4 @@
-"""Fast subtomogram alignment: SO(3) FFT search, frequency-marched Newton, FFT shifts.
+"""Newton subtomogram alignment: SO(3) FFT search, frequency-marched Newton, FFT shifts.
 
 For each particle ``P`` and the reference ``F`` (both masked in real space), the score of
 a rotation is the wedge-normalised correlation of their Fourier transforms on shells
@@ -24,8 +24,9 @@ The search (per particle, batched):
    starting from the current pose, with the current shift undone by a phase ramp; then
    :func:`~inversa.alignment.find_shift` on the rotated reference), stopping once the
    shifts no longer change (the score is then unchanged and Newton already at its optimum).
-3. Local mode (``prior_rotations``): skip step 1, start from the prior, and refuse any
-   Newton step that ends farther than ``max_angle_deg`` from it.
+3. Local mode (``prior_rotations`` given and ``max_angle_deg`` not ``None``): skip step
+   1, start from the prior, and refuse any Newton step that ends farther than
+   ``max_angle_deg`` from it.
 """
 
 from __future__ import annotations
@@ -61,15 +62,15 @@ from inversa.alignment._volumes import (
 from inversa.core.errors import InputError
 from inversa.core.rotations import geodesic_distance
 
-__all__ = ["AlignmentConfig", "align_volumes"]
+__all__ = ["NewtonConfig", "align_newton"]
 
 # Newton candidates closer than this (degrees) have converged onto the same maximum.
 _SAME_POSE_DEG = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
-class AlignmentConfig:
-    """Settings of :func:`align_volumes`.
+class NewtonConfig:
+    """Settings of :func:`align_newton`.
 
     Attributes
     ----------
@@ -103,7 +104,8 @@ class AlignmentConfig:
     pad
         Zero-padding factor of the FFT that Fourier samples are interpolated from.
     max_angle_deg
-        Local mode only: largest distance from the prior rotation.
+        Local mode: when ``prior_rotations`` are given, largest distance (degrees) from
+        each prior. ``None``: global search always (priors ignored).
     batch_size
         Particles processed together.
     device
@@ -123,7 +125,7 @@ class AlignmentConfig:
     frequency_band: tuple[float, float] = (0.0, 0.4)
     oversampling: float = 1.5
     pad: int = 2
-    max_angle_deg: float = 10.0
+    max_angle_deg: float | None = 10.0
     batch_size: int = 8
     device: str | None = None
 
@@ -145,7 +147,10 @@ class AlignmentConfig:
             ),
             (self.oversampling >= 1, "oversampling must be >= 1"),
             (self.pad >= 1, "pad must be >= 1"),
-            (self.max_angle_deg > 0, "max_angle_deg must be > 0"),
+            (
+                self.max_angle_deg is None or 0 < self.max_angle_deg <= 180,
+                "max_angle_deg must be in (0, 180] or None",
+            ),
             (self.batch_size >= 1, "batch_size must be >= 1"),
         ]
         for ok, message in checks:
@@ -195,7 +200,7 @@ def _energy(b: torch.Tensor, shell_w: torch.Tensor, band: int) -> torch.Tensor:
     return torch.einsum("s,...slm->...", shell_w, part.abs() ** 2)
 
 
-def _prepare_reference(reference: torch.Tensor, config: AlignmentConfig) -> _Reference:
+def _prepare_reference(reference: torch.Tensor, config: NewtonConfig) -> _Reference:
     n = reference.shape[-1]
     dev, dt = reference.device, reference.dtype
     l_max = max(config.band_limits)
@@ -287,7 +292,7 @@ def _march(sigma_c, kernels_n, coef_p, ref, amp, rot, config, *, prune, prior=No
 class _ShiftSearch:
     """FFT translation searches of one particle batch; its spectra are computed once."""
 
-    def __init__(self, ref: _Reference, particles: torch.Tensor, config: AlignmentConfig):
+    def __init__(self, ref: _Reference, particles: torch.Tensor, config: NewtonConfig):
         self.ref, self.config = ref, config
         one = torch.ones((), device=particles.device, dtype=particles.dtype)
         self.weight = one if ref.wedge_fft is None else ref.wedge_fft
@@ -385,11 +390,11 @@ def _align_batch(ref: _Reference, particles, prior, config):
     return rot, shifts, scores
 
 
-def align_volumes(
+def align_newton(
     reference: torch.Tensor,
     volumes: torch.Tensor,
     *,
-    config: AlignmentConfig,
+    config: NewtonConfig,
     prior_rotations: torch.Tensor | None = None,
     progress: bool = False,
 ) -> AlignmentResult:
@@ -405,7 +410,8 @@ def align_volumes(
     config
         Search settings.
     prior_rotations
-        ``(N, 3, 3)``: local mode, search within ``config.max_angle_deg`` of these.
+        ``(N, 3, 3)``: local mode, search within ``config.max_angle_deg`` of these
+        (ignored when that is ``None``); ``None`` for a global search.
     progress
         Print a line per batch to stderr.
 
@@ -429,6 +435,8 @@ def align_volumes(
         )
     if not (torch.isfinite(reference).all() and torch.isfinite(volumes).all()):
         raise InputError(None, "reference or volumes hold non-finite values")
+    if config.max_angle_deg is None:
+        prior_rotations = None
     if prior_rotations is not None and prior_rotations.shape != (volumes.shape[0], 3, 3):
         raise InputError(None, f"prior_rotations must be ({volumes.shape[0]}, 3, 3)")
     out_device, out_dtype = volumes.device, volumes.dtype

@@ -1,19 +1,19 @@
-"""The frequency-marched Newton aligner on small noise-free structures."""
+"""The Newton aligner (frequency-marched) on small noise-free structures."""
 
 import math
 
 import pytest
 import torch
 
-from inversa.alignment._fast import (
-    AlignmentConfig,
+from inversa.alignment._harmonics import fourier_shell_samples, sh_analysis
+from inversa.alignment._newton import (
+    NewtonConfig,
     _prepare_reference,
     _score_fn,
     _sigma,
     _truncate,
-    align_volumes,
+    align_newton,
 )
-from inversa.alignment._harmonics import fourier_shell_samples, sh_analysis
 from inversa.alignment._so3 import correlation_kernels, newton_maximise
 from inversa.alignment._volumes import shift_volume, wedge_mask
 from inversa.alignment._wigner import euler_zyz_to_matrix
@@ -51,9 +51,7 @@ def _particles(render, rotations, shifts, wedge=None):
     return vols
 
 
-CONFIG = AlignmentConfig(
-    band_limits=(8, 14), l0=6, n_candidates=6, n_alternations=2, newton_steps=5
-)
+CONFIG = NewtonConfig(band_limits=(8, 14), l0=6, n_candidates=6, n_alternations=2, newton_steps=5)
 
 
 def test_true_pose_scores_highest(structure):
@@ -61,7 +59,7 @@ def test_true_pose_scores_highest(structure):
     rot = random_rotations(1, generator=g, dtype=torch.float64)
     par = _particles(structure, rot, torch.zeros(1, 3))
     for wedge in (None, (-60.0, 60.0)):
-        cfg = AlignmentConfig(band_limits=(12,), wedge=wedge)
+        cfg = NewtonConfig(band_limits=(12,), wedge=wedge)
         ref = _prepare_reference(structure(), cfg)
         samples = (
             fourier_shell_samples(par * ref.mask, ref.grid).to(torch.complex128) * ref.wedge_dir
@@ -81,7 +79,7 @@ def test_global_alignment_recovers_rotations_and_shifts(structure):
     g = torch.Generator().manual_seed(1)
     rots = random_rotations(3, generator=g, dtype=torch.float64)
     shifts = (torch.rand(3, 3, generator=g, dtype=torch.float64) * 2 - 1) * 2
-    res = align_volumes(structure(), _particles(structure, rots, shifts), config=CONFIG)
+    res = align_newton(structure(), _particles(structure, rots, shifts), config=CONFIG)
     assert res.rotations.shape == (3, 3, 3) and res.shifts.shape == (3, 3)
     assert geodesic_distance(res.rotations, rots).max() < 1.0
     assert torch.linalg.vector_norm(res.shifts - shifts, dim=1).max() < 0.3
@@ -92,11 +90,11 @@ def test_global_alignment_with_missing_wedge(structure):
     g = torch.Generator().manual_seed(2)
     rots = random_rotations(3, generator=g, dtype=torch.float64)
     shifts = (torch.rand(3, 3, generator=g, dtype=torch.float64) * 2 - 1) * 2
-    cfg = AlignmentConfig(
+    cfg = NewtonConfig(
         band_limits=(8, 14), l0=6, n_candidates=6, n_alternations=2, wedge=(-60.0, 60.0)
     )
     par = _particles(structure, rots, shifts, wedge=(-60.0, 60.0))
-    res = align_volumes(structure(), par, config=cfg)
+    res = align_newton(structure(), par, config=cfg)
     assert geodesic_distance(res.rotations, rots).max() < 1.0
 
 
@@ -107,12 +105,12 @@ def test_local_mode_stays_within_max_angle(structure):
     # Priors 6 degrees off: found within 1 degree when the limit allows it ...
     axes = torch.nn.functional.normalize(torch.randn(3, 3, generator=g, dtype=torch.float64), dim=1)
     prior = rots @ axis_angle_to_matrix(axes * math.radians(6.0))
-    cfg = AlignmentConfig(band_limits=(8, 14), max_angle_deg=10.0, n_alternations=1)
-    res = align_volumes(structure(), par, config=cfg, prior_rotations=prior)
+    cfg = NewtonConfig(band_limits=(8, 14), max_angle_deg=10.0, n_alternations=1)
+    res = align_newton(structure(), par, config=cfg, prior_rotations=prior)
     assert geodesic_distance(res.rotations, rots).max() < 1.0
     # ... and never leave the allowed cone when it does not.
-    tight = AlignmentConfig(band_limits=(8, 14), max_angle_deg=3.0, n_alternations=1)
-    res = align_volumes(structure(), par, config=tight, prior_rotations=prior)
+    tight = NewtonConfig(band_limits=(8, 14), max_angle_deg=3.0, n_alternations=1)
+    res = align_newton(structure(), par, config=tight, prior_rotations=prior)
     assert geodesic_distance(res.rotations, prior).max() <= 3.0 + 1e-6
 
 
@@ -122,7 +120,7 @@ def test_newton_converges_from_gimbal_lock(structure):
     start = euler_zyz_to_matrix(*(torch.tensor(v, dtype=torch.float64) for v in (0.7, 0.0, 0.0)))
     assert geodesic_distance(start, truth) > 3.0
     par = _particles(structure, truth[None], torch.zeros(1, 3, dtype=torch.float64))
-    cfg = AlignmentConfig(band_limits=(12,))
+    cfg = NewtonConfig(band_limits=(12,))
     ref = _prepare_reference(structure(), cfg)
     samples = fourier_shell_samples(par * ref.mask, ref.grid).to(torch.complex128)
     coef = sh_analysis(samples, ref.grid, 12)
@@ -135,13 +133,25 @@ def test_newton_converges_from_gimbal_lock(structure):
 def test_bad_input_raises(structure):
     ref = structure()
     with pytest.raises(InputError):
-        align_volumes(ref, ref[None, :-1], config=CONFIG)
+        align_newton(ref, ref[None, :-1], config=CONFIG)
     bad = ref.clone()[None]
     bad[0, 0, 0, 0] = math.nan
     with pytest.raises(InputError):
-        align_volumes(ref, bad, config=CONFIG)
+        align_newton(ref, bad, config=CONFIG)
     with pytest.raises(InputError):
-        AlignmentConfig(band_limits=(16, 8))
+        NewtonConfig(band_limits=(16, 8))
+    with pytest.raises(InputError, match="max_angle_deg"):
+        NewtonConfig(max_angle_deg=0.0)
+
+
+def test_without_a_local_range_priors_are_ignored(structure):
+    g = torch.Generator().manual_seed(4)
+    rots = random_rotations(2, generator=g, dtype=torch.float64)
+    par = _particles(structure, rots, torch.zeros(2, 3, dtype=torch.float64))
+    far = rots @ axis_angle_to_matrix(torch.tensor([[0.0, 1.5, 0.0]] * 2, dtype=torch.float64))
+    cfg = NewtonConfig(band_limits=(8, 14), l0=6, n_candidates=6, max_angle_deg=None)
+    res = align_newton(structure(), par, config=cfg, prior_rotations=far)
+    assert geodesic_distance(res.rotations, rots).max() < 1.0
 
 
 def test_kernels_of_a_lower_band_are_the_full_kernels_truncated():
