@@ -16,11 +16,10 @@ from inversa.cli._options import (
     check_outputs,
     check_scheduler,
     float_list,
-    output_folder,
     parse_floats,
     parse_wedge,
 )
-from inversa.core.errors import InputError, OutputExistsError
+from inversa.core.errors import InputError
 from inversa.core.optional import MissingDependencyError, missing_dependency, require
 
 
@@ -83,46 +82,6 @@ def test_map_items_unreachable_scheduler_is_input_error():
     with pytest.raises(InputError, match=r"127\.0\.0\.1:1"):
         map_items(abs, [1, 2], scheduler="tcp://127.0.0.1:1", progress=False)
     assert time.monotonic() - start < 20  # distributed's own default waits 30 s
-
-
-def test_check_outputs(tmp_path):
-    a_file = tmp_path / "f"
-    a_file.write_text("x")
-    check_outputs([tmp_path / "new.json"], folders=[tmp_path / "new" / "deep"])
-    check_outputs([tmp_path / "new" / "o.json"], folders=[tmp_path / "new"])  # planned folder
-    with pytest.raises(OutputExistsError):
-        check_outputs([a_file])
-    check_outputs([a_file], force=True)
-    with pytest.raises(InputError, match="is a folder"):
-        check_outputs([tmp_path])
-    with pytest.raises(InputError, match="not a folder"):
-        check_outputs(folders=[a_file])
-    with pytest.raises(InputError, match="is a file"):
-        check_outputs(folders=[a_file / "sub"])
-    with pytest.raises(InputError, match="does not exist"):
-        check_outputs([tmp_path / "missing" / "o.json"])
-    with pytest.raises(InputError, match="is an input"):  # even with force
-        check_outputs([tmp_path / "." / "f"], force=True, inputs=[a_file])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # the checks write nothing
-
-
-def test_output_folder_removes_only_what_the_run_created(tmp_path):
-    target = tmp_path / "a" / "b"
-    with output_folder(target) as folder:
-        (folder / "x").write_text("x")
-    assert (target / "x").exists()  # success keeps everything
-
-    with pytest.raises(RuntimeError), output_folder(tmp_path / "new" / "deep") as folder:
-        (folder / "half").write_text("half-written")
-        raise RuntimeError
-    assert not (tmp_path / "new").exists()  # created by the failed run: gone
-
-    with pytest.raises(RuntimeError), output_folder(target) as folder:
-        (folder / "sub").mkdir()
-        (folder / "sub" / "y").write_text("y")
-        (folder / "z").write_text("z")
-        raise RuntimeError
-    assert sorted(p.name for p in target.iterdir()) == ["x"]  # the earlier file stays
 
 
 def test_require_names_the_extra(monkeypatch):

@@ -9,7 +9,7 @@ def test_simulate_writes_fields_and_a_figure(tmp_path):
     args = ["neurde", "simulate", "sod2", "--steps", "20", "--scale", "0.02", "--out", str(out)]
     assert main([*args, "--threads", "1"]) == 0
     data = np.load(out / "fields.npz")
-    assert data["rho"].shape == (5, 61) and int(data["step"]) == 20
+    assert data["rho"].shape == (1, 61) and int(data["step"]) == 20
     assert (out / "fields.png").stat().st_size > 1000
     assert main(args) == 2  # outputs exist, no --force
     assert main([*args, "--force"]) == 0

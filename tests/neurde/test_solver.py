@@ -142,7 +142,7 @@ def test_streaming_moves_populations_and_conserves_totals():
 
 
 def test_one_row_equals_five_rows_for_a_tube():
-    case = make_case("sod1", scale=0.02)
+    case = make_case("sod1", scale=0.02, rows=5)
     s5 = case.initial_state()
     s1 = LBState(F=s5.F[:, :1], G=s5.G[:, :1], multipliers=s5.multipliers[:, :1])
     kw = dict(steps=5, config=case.config, equilibrium=NewtonEquilibrium(), boundary=case.boundary)

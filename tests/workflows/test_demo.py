@@ -54,7 +54,7 @@ def _parse(html: str) -> _Links:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """The demo without averaging (seconds); the full run is a slow test below."""
+    """The demo without averaging; the full run is its own test below."""
     out = tmp_path_factory.mktemp("demo")
     return out, run_demo(out, simulation=TINY, sirt_iterations=5, averaging=False, progress=False)
 
@@ -172,6 +172,7 @@ def test_chance_errors_are_those_of_random_rotations():
 
 @pytest.mark.slow
 def test_full_demo_with_averaging(tmp_path):
+    # The demo's own path through extraction and refinement: ~25 s of CPU, mostly Newton.
     result = run_demo(tmp_path, simulation=TINY, sirt_iterations=5, progress=False)
     for png in ("average.png", "average_fsc.png", "angular_error.png"):
         assert (tmp_path / png).read_bytes()[:8] == _PNG

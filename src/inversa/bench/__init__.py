@@ -6,7 +6,8 @@ issue names. A benchmark is a public module ``inversa.bench.NAME`` with a functi
 ``run(*, quick: bool) -> BenchReport`` and, if it draws figures,
 ``figures(values: dict, out_dir: Path, *, force: bool) -> list[Path]``, which works from
 the JSON values alone so that a saved run can be redrawn without rerunning it. A long
-benchmark may also take ``resume: Path | None`` (see :func:`run_benchmark`).
+benchmark may also take ``resume: Path | None``, and one that can run off the CPU takes
+``device: str`` (see :func:`run_benchmark`).
 """
 
 import importlib
@@ -40,20 +41,44 @@ def _module(name: str):
     return importlib.import_module(f"inversa.bench.{name}")
 
 
-def run_benchmark(name: str, *, quick: bool = False, resume: Path | None = None) -> BenchReport:
+def run_benchmark(
+    name: str, *, quick: bool = False, resume: Path | None = None, device: str = "cpu"
+) -> BenchReport:
     """Run the benchmark ``name`` (one of :func:`available_benchmarks`).
 
-    ``resume``: a file where a long benchmark saves its finished parts and from which a
-    rerun continues; only benchmarks whose ``run`` takes ``resume`` accept it.
+    Parameters
+    ----------
+    name
+        The benchmark.
+    quick
+        Laptop sizes.
+    resume
+        A file where a long benchmark saves its finished parts and from which a rerun
+        continues; only benchmarks whose ``run`` takes ``resume`` accept it.
+    device
+        Torch device (``cpu``, ``cuda``, ``cuda:1``, ...); passed to benchmarks whose
+        ``run`` takes ``device``. The others run on the CPU and refuse any other device
+        before starting, rather than silently measuring the CPU.
+
+    Raises
+    ------
+    InputError
+        An unknown benchmark, or an option it does not take.
     """
     from inversa.core.errors import InputError
 
     module = _module(name)
-    if resume is None:
-        return module.run(quick=quick)
-    if "resume" not in inspect.signature(module.run).parameters:
-        raise InputError(resume, f"benchmark {name!r} cannot resume (it runs in one piece)")
-    return module.run(quick=quick, resume=resume)
+    takes = inspect.signature(module.run).parameters
+    options: dict[str, object] = {"quick": quick}
+    if resume is not None:
+        if "resume" not in takes:
+            raise InputError(resume, f"benchmark {name!r} cannot resume (it runs in one piece)")
+        options["resume"] = resume
+    if "device" in takes:
+        options["device"] = device
+    elif str(device).split(":")[0] != "cpu":
+        raise InputError(None, f"benchmark {name!r} runs on the CPU only; drop --device {device}")
+    return module.run(**options)
 
 
 def benchmark_figures(name: str, values: dict, out_dir: Path, *, force: bool = False) -> list[Path]:

@@ -10,11 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from inversa.core.io import write_json
+from inversa.core.io import atomic_write, write_json
 
-__all__ = ["BenchReport", "PeakMemory", "best_time"]
+__all__ = [
+    "Astra2D",
+    "BenchReport",
+    "PeakMemory",
+    "best_time",
+    "has_astra",
+    "pyplot",
+    "save_figure",
+]
 
 
 def best_time(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 1) -> float:
@@ -136,3 +145,94 @@ class BenchReport:
         payload = {**self.values, "quick": self.quick, "environment": self.environment()}
         write_json(path, payload, force=force)
         return Path(path)
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend, imported only when a figure is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path, *, force: bool, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG through :func:`atomic_write` and close it.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``force`` is false.
+    """
+    with atomic_write(path, force=force) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
+def has_astra() -> bool:
+    """Whether ASTRA, the peer of the tomography benchmarks (the bench extra), imports."""
+    try:
+        import astra  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Astra2D:
+    """ASTRA's CPU 2-D parallel-beam 'linear' (Joseph) projector on numpy arrays.
+
+    FP, BP and FBP in one call each, SIRT and CGLS for ``n_iter`` iterations; ASTRA is
+    imported on construction (check :func:`has_astra` first).
+    """
+
+    def __init__(self, n: int, angles_deg: np.ndarray, n_det: int) -> None:
+        import astra
+
+        self.astra = astra
+        self.vol_geom = astra.create_vol_geom(n, n)
+        self.proj_geom = astra.create_proj_geom("parallel", 1.0, n_det, np.deg2rad(angles_deg))
+        self.proj = astra.create_projector("linear", self.proj_geom, self.vol_geom)
+
+    def run(
+        self,
+        kind: str,
+        *,
+        vol: np.ndarray | None = None,
+        sino: np.ndarray | None = None,
+        n_iter: int = 1,
+    ) -> np.ndarray:
+        """Run ASTRA algorithm ``kind`` (``"FP"``: from ``vol``; others: from ``sino``)."""
+        a = self.astra
+        vol_id = a.data2d.create("-vol", self.vol_geom, 0 if vol is None else vol)
+        sino_id = a.data2d.create("-sino", self.proj_geom, 0 if sino is None else sino)
+        cfg = a.astra_dict(kind)
+        cfg["ProjectorId"] = self.proj
+        cfg["ProjectionDataId"] = sino_id
+        cfg["VolumeDataId" if kind == "FP" else "ReconstructionDataId"] = vol_id
+        if kind == "FBP":
+            cfg["FilterType"] = "ram-lak"
+        alg = a.algorithm.create(cfg)
+        try:
+            a.algorithm.run(alg, n_iter)
+            return a.data2d.get(sino_id if kind == "FP" else vol_id)
+        finally:
+            a.algorithm.delete(alg)
+            a.data2d.delete([vol_id, sino_id])
+
+    def forward(self, image: np.ndarray) -> np.ndarray:
+        """Project ``(n, n) -> (A, n_det)``."""
+        return self.run("FP", vol=image)
+
+    def backproject(self, sino: np.ndarray) -> np.ndarray:
+        """Back-project ``(A, n_det) -> (n, n)``."""
+        return self.run("BP", sino=sino)
+
+    def fbp(self, sino: np.ndarray) -> np.ndarray:
+        """Reconstruct ``(A, n_det) -> (n, n)`` by filtered back-projection (Ram-Lak)."""
+        return self.run("FBP", sino=sino)
+
+    def close(self) -> None:
+        """Free the projector."""
+        self.astra.projector.delete(self.proj)

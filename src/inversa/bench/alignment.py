@@ -33,7 +33,7 @@ from inversa.alignment import (
     spherical_mask,
     wedge_mask,
 )
-from inversa.bench._harness import BenchReport
+from inversa.bench._harness import BenchReport, pyplot
 from inversa.core import phantoms
 from inversa.core.rotations import geodesic_distance, random_rotations
 
@@ -91,10 +91,7 @@ def _errors(result, rots, shifts) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _plot(points: dict[str, list[tuple[float, float]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, pts in points.items():

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from rich.progress import track
 
-from inversa.bench._harness import BenchReport, best_time
+from inversa.bench._harness import BenchReport, best_time, pyplot, save_figure
 from inversa.core.errors import InputError
-from inversa.core.io import atomic_write, read_json, write_json
+from inversa.core.io import read_json, write_json
 from inversa.jdr import (
     JDR,
     SEARCH_SPACE,
@@ -605,10 +605,7 @@ def figures(results: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
     list[pathlib.Path]
         The written files.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out_dir)
     labels = {"gcn": "GCN", "gcn_jdr": "GCN+JDR", "gcn_digl": "GCN+DIGL",
@@ -626,9 +623,7 @@ def figures(results: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
     ax.legend(fontsize=8)
     fig.tight_layout()
     paths = [out / "jdr_accuracy_vs_phi.png", out / "jdr_scaling.png"]
-    with atomic_write(paths[0], force=force) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, paths[0], force=force)
 
     keys = ("scaling_nodes", "scaling_seconds", "scaling_peak_gb")
     done = [row for row in zip(*(results[k] for k in keys), strict=True) if row[1] is not None]
@@ -639,7 +634,5 @@ def figures(results: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
     ax.set_title("truncated JDR, K = 18, L = 10 / 9")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_write(paths[1], force=force) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, paths[1], force=force)
     return paths

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inversa.bench._harness import BenchReport
+from inversa.bench._harness import Astra2D, BenchReport, has_astra
 from inversa.core import phantoms
 from inversa.poisson import (
     LinearPoissonModel,
@@ -65,35 +65,6 @@ def _diagonal(report: BenchReport, *, quick: bool) -> None:
         v[f"diag_best_reg_{e}"] = regs[e]
 
 
-class _AstraIterative:
-    """ASTRA CPU SIRT/CGLS on the 'linear' (Joseph) projector."""
-
-    def __init__(self, n: int, angles_deg: np.ndarray, n_det: int) -> None:
-        import astra
-
-        self.astra = astra
-        self.vol = astra.create_vol_geom(n, n)
-        self.geom = astra.create_proj_geom("parallel", 1.0, n_det, np.deg2rad(angles_deg))
-        self.proj = astra.create_projector("linear", self.geom, self.vol)
-
-    def run(self, kind: str, sino: np.ndarray, n_iter: int) -> np.ndarray:
-        a = self.astra
-        sid = a.data2d.create("-sino", self.geom, sino)
-        vid = a.data2d.create("-vol", self.vol, 0)
-        cfg = a.astra_dict(kind)
-        cfg.update(ProjectorId=self.proj, ProjectionDataId=sid, ReconstructionDataId=vid)
-        alg = a.algorithm.create(cfg)
-        try:
-            a.algorithm.run(alg, n_iter)
-            return a.data2d.get(vid)
-        finally:
-            a.algorithm.delete(alg)
-            a.data2d.delete([sid, vid])
-
-    def close(self) -> None:
-        self.astra.projector.delete(self.proj)
-
-
 def _timings(report: BenchReport, *, quick: bool) -> None:
     n, n_ang = (64, 45) if quick else (256, 180)
     angles = torch.arange(n_ang, dtype=torch.float32) * (180.0 / n_ang)
@@ -122,19 +93,17 @@ def _timings(report: BenchReport, *, quick: bool) -> None:
     _, info = poisson_ml(model, y, method="mlem", solver=SolverConfig(n_iter=cap))
     v["seconds_mlem"] = time.perf_counter() - t0
     v.update(iterations_mlem=info.n_iter, converged_mlem=info.converged)
-    try:
-        import astra  # noqa: F401
-    except ImportError:
+    if not has_astra():
         v["astra_sirt_seconds"] = v["astra_cgls_seconds"] = None
         return
     sino = (y / model.dose).numpy().astype(np.float32)
-    peer = _AstraIterative(n, angles.numpy(), op.range_shape[-1])
+    peer = Astra2D(n, angles.numpy(), op.range_shape[-1])
     n_sirt, n_cgls = (200, 50)
     t0 = time.perf_counter()
-    peer.run("SIRT", sino, n_sirt)
+    peer.run("SIRT", sino=sino, n_iter=n_sirt)
     v["astra_sirt_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    peer.run("CGLS", sino, n_cgls)
+    peer.run("CGLS", sino=sino, n_iter=n_cgls)
     v["astra_cgls_seconds"] = time.perf_counter() - t0
     peer.close()
     v.update(astra_sirt_iterations=n_sirt, astra_cgls_iterations=n_cgls)

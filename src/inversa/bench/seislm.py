@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inversa.bench._harness import BenchReport
+from inversa.bench._harness import BenchReport, pyplot, save_figure
 from inversa.seislm import (
     CONFIGS,
     FinetuneConfig,
@@ -240,15 +240,10 @@ def figures(results: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
     list[pathlib.Path]
         The written files.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import obspy
     from obspy.signal.trigger import ar_pick
 
-    from inversa.core.io import atomic_write
-
+    plt = pyplot()
     out = Path(out_dir)
     written = []
     fr = results["fractions"]
@@ -267,11 +262,7 @@ def figures(results: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
         ax.set_title(title)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    path = out / "seislm_label_fraction.png"
-    with atomic_write(path, force=force) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(save_figure(fig, out / "seislm_label_fraction.png", force=force))
 
     st = obspy.read()
     (w,) = stream_to_waveforms(st)
@@ -297,9 +288,5 @@ def figures(results: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
     axes[3].set_xlabel(f"seconds after {w.starttime} (solid: shipped SeisLM, dotted: AR picker)")
     axes[0].set_title("BW.RJOB (ObsPy example event)")
     fig.tight_layout()
-    path = out / "seislm_rjob_picks.png"
-    with atomic_write(path, force=force) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(save_figure(fig, out / "seislm_rjob_picks.png", force=force))
     return written

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from inversa.bench._harness import BenchReport, best_time
+from inversa.bench._harness import BenchReport, best_time, pyplot, save_figure
 from inversa.springblock import (
     NetworkSetting,
     load_dataset,
@@ -143,13 +143,7 @@ def _cnn_line(data, *, epochs: int) -> dict:
 
 def _plot_cnn_line(values: dict, path: Path, *, force: bool) -> Path:
     """Log-separation curves of the CNN noise line, one per noise level."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from inversa.core.io import atomic_write
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
     cmap = plt.get_cmap("viridis")
     noises = values["cnn_noises"]
@@ -170,10 +164,7 @@ def _plot_cnn_line(values: dict, path: Path, *, force: bool) -> Path:
         fontsize=10,
     )
     ax.legend(fontsize=7)
-    with atomic_write(path, force=force) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, force=force)
 
 
 def figures(values: dict, out_dir: Path, *, force: bool = False) -> list[Path]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from inversa.bench._harness import BenchReport, PeakMemory, best_time
+from inversa.bench._harness import Astra2D, BenchReport, PeakMemory, best_time, has_astra
 from inversa.core import metrics, phantoms
 from inversa.tomography import Radon2D, TiltGeometry, TiltSeriesProjector, fbp
 
@@ -33,57 +33,6 @@ def adjoint_error(op, *, generator: torch.Generator) -> float:
     return float(
         abs(lhs - rhs) / (norm * torch.linalg.vector_norm(x) * torch.linalg.vector_norm(y))
     )
-
-
-class _Astra2D:
-    """ASTRA's CPU 2-D parallel-beam 'linear' projector, FP/BP/FBP on numpy arrays."""
-
-    def __init__(self, n: int, angles_deg: np.ndarray, n_det: int) -> None:
-        import astra
-
-        self.astra = astra
-        self.vol_geom = astra.create_vol_geom(n, n)
-        self.proj_geom = astra.create_proj_geom("parallel", 1.0, n_det, np.deg2rad(angles_deg))
-        self.proj = astra.create_projector("linear", self.proj_geom, self.vol_geom)
-        self.shape_sino = (len(angles_deg), n_det)
-
-    def _run(self, kind: str, *, vol: np.ndarray | None = None, sino: np.ndarray | None = None):
-        a = self.astra
-        vol_id = a.data2d.create("-vol", self.vol_geom, 0 if vol is None else vol)
-        sino_id = a.data2d.create("-sino", self.proj_geom, 0 if sino is None else sino)
-        cfg = a.astra_dict(kind)
-        cfg["ProjectorId"] = self.proj
-        cfg["ProjectionDataId"] = sino_id
-        cfg["VolumeDataId" if kind == "FP" else "ReconstructionDataId"] = vol_id
-        if kind == "FBP":
-            cfg["FilterType"] = "ram-lak"
-        alg = a.algorithm.create(cfg)
-        try:
-            a.algorithm.run(alg)
-            return a.data2d.get(sino_id if kind == "FP" else vol_id)
-        finally:
-            a.algorithm.delete(alg)
-            a.data2d.delete([vol_id, sino_id])
-
-    def forward(self, image: np.ndarray) -> np.ndarray:
-        return self._run("FP", vol=image)
-
-    def backproject(self, sino: np.ndarray) -> np.ndarray:
-        return self._run("BP", sino=sino)
-
-    def fbp(self, sino: np.ndarray) -> np.ndarray:
-        return self._run("FBP", sino=sino)
-
-    def close(self) -> None:
-        self.astra.projector.delete(self.proj)
-
-
-def _try_astra():
-    try:
-        import astra  # noqa: F401
-    except ImportError:  # the bench extra is optional
-        return False
-    return True
 
 
 def _cuda_timings(report: BenchReport, *, n, angles, n_det, m, tilts) -> None:
@@ -104,9 +53,7 @@ def _cuda_timings(report: BenchReport, *, n, angles, n_det, m, tilts) -> None:
     v["radon_forward_cuda_s"] = timed(lambda: op.forward(image))
     v["radon_adjoint_cuda_s"] = timed(lambda: op.adjoint(sino))
     volume = torch.rand(m, m, m, device=dev)
-    proj3 = TiltSeriesProjector(
-        volume_shape=(m, m, m), geometry=TiltGeometry(angles=tilts.to(dev))
-    )
+    proj3 = TiltSeriesProjector(volume_shape=(m, m, m), geometry=TiltGeometry(angles=tilts.to(dev)))
     stack = proj3.forward(volume)
     torch.cuda.reset_peak_memory_stats()
     v["tilt_forward_cuda_s"] = timed(lambda: proj3.forward(volume))
@@ -132,7 +79,7 @@ def run(*, quick: bool = False) -> BenchReport:
     report = BenchReport(name="tomography", quick=quick)
     g = torch.Generator().manual_seed(0)
     v = report.values
-    has_astra = _try_astra()
+    astra_ok = has_astra()
 
     # Exactness first: adjoint errors in float64 on small geometries.
     radon_small = Radon2D(
@@ -162,8 +109,8 @@ def run(*, quick: bool = False) -> BenchReport:
     v.update(radon_size=n, radon_angles=n_angles, radon_detectors=n_det)
     v["radon_forward_s"] = best_time(lambda: op.forward(image), repeat=repeat)
     v["radon_adjoint_s"] = best_time(lambda: op.adjoint(sino), repeat=repeat)
-    if has_astra:
-        astra2d = _Astra2D(n, angles.numpy(), n_det)
+    if astra_ok:
+        astra2d = Astra2D(n, angles.numpy(), n_det)
         img_np = image.numpy()
         sino_np = astra2d.forward(img_np)
         v["astra_forward_s"] = best_time(lambda: astra2d.forward(img_np), repeat=repeat)
@@ -213,8 +160,8 @@ def run(*, quick: bool = False) -> BenchReport:
     fop = Radon2D(image_shape=(nf, nf), angles=fangles, n_detector=fdet)
     ours = fbp(fop.forward(phantom), fop)
     v["fbp_psnr_db"] = float(metrics.psnr(ours, phantom, data_range=1.0))
-    if has_astra:
-        astra_f = _Astra2D(nf, fangles.numpy(), fdet)
+    if astra_ok:
+        astra_f = Astra2D(nf, fangles.numpy(), fdet)
         ph = phantom.float().numpy()
         rec = astra_f.fbp(astra_f.forward(ph))
         astra_f.close()

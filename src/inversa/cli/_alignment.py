@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from inversa.cli._app import app
-from inversa.cli._options import Device, Force, Scheduler, parse_wedge
+from inversa.cli._options import Device, Force, Scheduler, VoxelSize, parse_wedge
 
 _Wedge = typer.Option(
     None, "--wedge", help="MIN,MAX tilt range in degrees: weight by the missing wedge."
@@ -47,6 +47,7 @@ def extract(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     scheduler: str = Scheduler,
     allow_outside: list[Path] = _AllowOutside,
+    voxel_size: float = VoxelSize,
     force: bool = Force,
 ) -> None:
     """Cut subtomograms around STAR coordinates -> MRCs + particles.star (rlnImageName)."""
@@ -59,6 +60,7 @@ def extract(
         out_dir=out,
         scheduler=scheduler,
         allow_outside=allow_outside or (),
+        voxel_size=voxel_size,
         force=force,
     )
     typer.echo(f"extracted {len(result.volumes)} subtomograms of {box}^3 -> {result.star}")
@@ -85,6 +87,7 @@ def align(
     scheduler: str = Scheduler,
     device: str = Device,
     allow_outside: list[Path] = _AllowOutside,
+    voxel_size: float = VoxelSize,
     force: bool = Force,
 ) -> None:
     """Align particles to a reference; write RELION angles and origins (resumable)."""
@@ -106,6 +109,7 @@ def align(
         scheduler=scheduler,
         device=device,
         allow_outside=allow_outside or (),
+        voxel_size=voxel_size,
         force=force,
         progress=True,
     )
@@ -135,6 +139,7 @@ def average(
     box: int = typer.Option(None, "--box", help="Box edge when cutting from tomograms."),
     device: str = Device,
     allow_outside: list[Path] = _AllowOutside,
+    voxel_size: float = VoxelSize,
     force: bool = Force,
 ) -> None:
     """Average particles at their poses: map, half maps and half-map FSC."""
@@ -148,6 +153,7 @@ def average(
         box=box,
         device=device,
         allow_outside=allow_outside or (),
+        voxel_size=voxel_size,
         force=force,
     )
     typer.echo(f"average -> {out}; half-map FSC 0.143 resolution {result.resolution:.1f} Å")
@@ -180,6 +186,7 @@ def refine(
     box: int = typer.Option(None, "--box", help="Box edge when cutting from tomograms."),
     device: str = Device,
     allow_outside: list[Path] = _AllowOutside,
+    voxel_size: float = VoxelSize,
     force: bool = Force,
 ) -> None:
     """Refine poses iteratively (gold standard): align, average, FSC, low-pass."""
@@ -201,6 +208,7 @@ def refine(
         use_priors=use_priors,
         device=device,
         allow_outside=allow_outside or (),
+        voxel_size=voxel_size,
         force=force,
     )
     for it in result.iterations:

@@ -30,7 +30,9 @@ app = typer.Typer(
 from inversa.cli import (  # noqa: E402, F401
     _alignment,
     _bench,
+    _cryolithe,
     _demo,
+    _icetide,
     _jdr,
     _neurde,
     _poisson,

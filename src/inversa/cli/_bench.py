@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from inversa.cli._app import app
-from inversa.cli._options import Force, check_outputs
+from inversa.cli._options import Device, Force, check_outputs
 
 
 @app.command()
@@ -26,6 +26,7 @@ def bench(
         "--resume",
         help="Save finished parts to this file and continue from it when rerun (long runs).",
     ),
+    device: str = Device,
     force: bool = Force,
 ) -> None:
     """Reproduce a method's headline experiment beside its peers and print the ratios."""
@@ -46,7 +47,7 @@ def bench(
         for path in benchmark_figures(name, values, figures, force=force):
             typer.echo(f"wrote {path}")
         return
-    report = run_benchmark(name, quick=quick, resume=resume)
+    report = run_benchmark(name, quick=quick, resume=resume, device=device)
     report.print()
     if json_path is not None:
         report.write_json(json_path, force=force)

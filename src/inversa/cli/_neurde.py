@@ -52,7 +52,7 @@ def simulate(
 
     check_outputs([out / "fields.npz", out / "fields.png"], folders=[out], force=force)
     if weights is not None and not weights.is_file():
-        raise InputError(weights, "no such file" if not weights.exists() else "not a file")
+        raise InputError(weights, "file not found" if not weights.exists() else "not a file")
     _set_threads(threads)
     grid = make_case(case, scale=scale)
     with output_folder(out):  # a failed run leaves no empty folder behind
@@ -75,6 +75,7 @@ def train(
         None, "--out", "-o", help="Weights file (default: ./neurde_CASE.safetensors)."
     ),
     threads: int = Threads,
+    device: str = Device,
     force: bool = Force,
 ) -> None:
     """Train the neural equilibrium of CASE (two stages) and save it as safetensors."""
@@ -84,7 +85,7 @@ def train(
         out = Path(f"neurde_{case}.safetensors")
     check_outputs([out], force=force)
     _set_threads(threads)
-    path, summary = train_and_save(case, out=out, force=force)
+    path, summary = train_and_save(case, out=out, force=force, device=device)
     typer.echo(f"{path}: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items()))
 
 

@@ -7,28 +7,22 @@ is written. Commands use:
 - `Force`, `Device`, `Scheduler`, `VoxelSize`: shared options (device and scheduler are
   validated when parsed: a CUDA device on a CPU-only torch, an unreachable scheduler).
 - `parse_floats` / `float_list`: the one parser of comma-separated numbers.
-- `check_outputs`: refuse existing files (without ``--force``), files where a folder is
-  expected and folders that cannot be written, before the work starts.
-- `output_folder`: create an output folder and, when the run fails, remove it again if
-  this run created it.
+- `check_outputs`, `output_folder` (from `inversa.core.io`, shared with the workflows):
+  refuse unwritable or existing outputs (without ``--force``) before the work starts;
+  create an output folder and remove what a failed run created in it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
-import os
-import shutil
 import socket
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import typer
 
-from inversa.core.errors import InputError, OutputExistsError
+from inversa.core.io import check_outputs, output_folder
 
 __all__ = [
     "Device",
@@ -237,116 +231,3 @@ def parse_wedge(text: str | None, *, name: str = "--wedge") -> tuple[float, floa
     if lo >= hi:
         raise typer.BadParameter(f"MIN must be below MAX, got {text!r}", param_hint=name)
     return lo, hi
-
-
-def _probe_writable(folder: Path, target: Path) -> None:
-    # os.access is not enough (root, read-only mounts): create and remove a probe file.
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".inversa-probe-", dir=folder)
-    except OSError as exc:
-        raise InputError(target, f"cannot write in {folder} ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
-
-
-def _existing_ancestor(path: Path) -> Path:
-    parent = path.absolute()
-    while not parent.exists():
-        parent = parent.parent
-    return parent
-
-
-def check_outputs(
-    files: Sequence[str | os.PathLike[str]] = (),
-    *,
-    folders: Sequence[str | os.PathLike[str]] = (),
-    force: bool = False,
-    inputs: Sequence[str | os.PathLike[str]] = (),
-) -> None:
-    """Check, before any work, that the outputs of a command can be written.
-
-    Parameters
-    ----------
-    files
-        Output files. Each must not be a folder, must not exist unless ``force``, and its
-        folder must exist (or be one of ``folders``) and be writable.
-    folders
-        Output folders, created by the command if missing. Each must not be a file, and
-        it (or the nearest existing folder above it) must be writable.
-    force
-        Whether existing output files may be overwritten.
-    inputs
-        The command's input files: an output that is one of them is refused even with
-        ``force`` (inputs are never modified).
-
-    Raises
-    ------
-    InputError
-        Naming the first output that cannot be written and why.
-    OutputExistsError
-        An output file exists and ``force`` is false.
-    """
-    planned = {Path(f).absolute() for f in folders}
-    sources = {Path(f).resolve() for f in inputs}
-    for folder in map(Path, folders):
-        if folder.exists() and not folder.is_dir():
-            raise InputError(folder, "exists and is not a folder (an output folder is expected)")
-        base = _existing_ancestor(folder)
-        if not base.is_dir():
-            raise InputError(folder, f"cannot create the folder: {base} is a file")
-        _probe_writable(base, folder)
-    for file in map(Path, files):
-        if file.is_dir():
-            raise InputError(file, "is a folder (an output file is expected)")
-        if file.resolve() in sources:
-            raise InputError(file, "is an input of this command; choose another output")
-        if file.exists() and not force:
-            raise OutputExistsError(file)
-        parent = file.absolute().parent
-        if parent in planned:
-            continue
-        if not parent.exists():
-            raise InputError(file, f"the folder {file.parent} does not exist")
-        if not parent.is_dir():
-            raise InputError(file, f"{file.parent} is not a folder")
-        _probe_writable(parent, file)
-
-
-def _tree(folder: Path) -> set[Path]:
-    return set(folder.rglob("*")) if folder.is_dir() else set()
-
-
-@contextlib.contextmanager
-def output_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Create an output folder (and missing parents) for the ``with`` block.
-
-    If the block raises, everything this run created is removed again: the folder itself
-    when it did not exist, else the files and folders that appeared in it during the
-    block. What was there before stays (an overwritten file cannot be restored, which is
-    why overwriting needs ``--force``).
-    """
-    folder = Path(path)
-    check_outputs(folders=[folder])
-    created = None
-    probe = folder.absolute()
-    while not probe.exists():
-        created = probe
-        probe = probe.parent
-    before = _tree(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(folder, f"cannot create the folder ({exc.strerror or exc})") from None
-    try:
-        yield folder
-    except BaseException:
-        if created is not None:
-            shutil.rmtree(created, ignore_errors=True)
-        else:
-            # Shallowest first: removing a new folder removes what is inside it.
-            for new in sorted(_tree(folder) - before, key=lambda p: len(p.parts)):
-                if new.is_dir() and not new.is_symlink():
-                    shutil.rmtree(new, ignore_errors=True)
-                else:
-                    new.unlink(missing_ok=True)
-        raise

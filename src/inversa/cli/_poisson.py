@@ -8,7 +8,7 @@ from typing import Literal
 import typer
 
 from inversa.cli._app import app
-from inversa.cli._options import Force, check_outputs, output_folder
+from inversa.cli._options import Device, Force, check_outputs, output_folder
 
 poisson_app = typer.Typer(help="Poisson versus Gaussian objectives for low-dose imaging.")
 app.add_typer(poisson_app, name="poisson")
@@ -22,6 +22,7 @@ def study(
         "gradient", help="Regulariser: identity, gradient or tv."
     ),
     seed: int = typer.Option(0, help="Random seed."),
+    device: str = Device,
     force: bool = Force,
 ) -> None:
     """Run the CT study; write table.txt, results.json and mse_vs_dose.png."""
@@ -37,16 +38,18 @@ def study(
     config = dataclasses.replace(base, penalty=penalty, seed=seed)
     require("pydicom")  # the study's CT slice ships with pydicom: fail before the work
     with output_folder(out_dir):
-        _run(config, table_path, json_path, fig_path, force=force)
+        _run(config, table_path, json_path, fig_path, force=force, device=device)
 
 
-def _run(config, table_path: Path, json_path: Path, fig_path: Path, *, force: bool) -> None:
+def _run(
+    config, table_path: Path, json_path: Path, fig_path: Path, *, force: bool, device: str
+) -> None:
     import dataclasses
 
     from inversa.core.io import atomic_write, write_json
     from inversa.poisson import run_study, write_figure
 
-    result = run_study(config, progress=True)
+    result = run_study(config, progress=True, device=device)
     table = result.table()
     with atomic_write(table_path, force=force) as tmp:
         Path(tmp).write_text(table + "\n")

@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 
 from inversa.cli._app import app
-from inversa.cli._options import Device, Force, check_outputs, output_folder, positive
+from inversa.cli._options import (
+    Device,
+    Force,
+    Scheduler,
+    check_outputs,
+    output_folder,
+    positive,
+)
 
 seislm_app = typer.Typer(
     help="SeisLM: self-supervised seismic waveform model; P/S picking.", no_args_is_help=True
@@ -27,7 +34,7 @@ def _check_data(data: Path | None) -> None:
     from inversa.core.errors import InputError
 
     if data is not None and not data.is_dir():
-        problem = "no such folder" if not data.exists() else "not a SeisBench dataset folder"
+        problem = "folder not found" if not data.exists() else "not a SeisBench dataset folder"
         raise InputError(data, problem)
 
 
@@ -146,9 +153,10 @@ def pick_cmd(
     model: Path = typer.Option(None, help="Picker weights; the shipped tiny model if omitted."),
     threshold: float = typer.Option(0.3, min=0.0, max=1.0, help="Minimal pick probability."),
     fill_gaps: bool = typer.Option(False, "--fill-gaps", help="Interpolate over gaps."),
+    scheduler: str = Scheduler,
     force: bool = Force,
 ) -> None:
-    """Pick P and S arrivals; bad files are reported and skipped."""
+    """Pick P and S arrivals, the files in parallel; bad files are reported and skipped."""
     from inversa.core.errors import InputError
     from inversa.seislm import load_picker, pick_files, write_picks
 
@@ -156,7 +164,7 @@ def pick_cmd(
         check_outputs([out], force=force)
     run = pick_files(
         files, model=None if model is None else load_picker(model), threshold=threshold,
-        fill_gaps=fill_gaps,
+        fill_gaps=fill_gaps, scheduler=scheduler,
     )  # fmt: skip
     if run.stations == 0:  # nothing to report but the failure: one line
         if not run.failures:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from inversa.cli._app import app
-from inversa.cli._options import Force, check_outputs, float_list, output_folder
+from inversa.cli._options import Device, Force, check_outputs, float_list, output_folder
 
 sb_app = typer.Typer(
     help="Spring-block theory of feature learning: load curves, phase diagram, model.",
@@ -35,6 +35,7 @@ def curve(
         False, "--trust", help="Allow a pickled whole module (runs code from the file)."
     ),
     out: Path = typer.Option(None, "--out", "-o", help="Write the curve as JSON."),
+    device: str = Device,
     force: bool = Force,
 ) -> None:
     """Log-separation curve and per-layer load of a saved model on labelled data."""
@@ -45,7 +46,7 @@ def curve(
     net = load_model(model, trust=trust)
     ds = load_dataset(data)
     names = None if layers is None else [v.strip() for v in layers.split(",") if v.strip()]
-    c = separation_curve(net, ds.x_train, ds.y_train, layers=names)
+    c = separation_curve(net, ds.x_train, ds.y_train, layers=names, device=device)
     for k, (name, ld) in enumerate(zip(c.layers, c.log_separation.tolist(), strict=True)):
         load = "" if k == 0 else f"  load {float(c.load[k - 1]):+.3f}"
         typer.echo(f"{name:>24}  log D {ld:+.3f}{load}")
@@ -82,6 +83,7 @@ def phase(
     ),
     seeds: int = typer.Option(None, "--seeds", min=1, help="Seeds per cell (default 10)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs per network (default 100)."),
+    device: str = Device,
     force: bool = Force,
 ) -> None:
     """Train the (noise x non-linearity) grid, fit the spring-block model, write PNG + JSON."""
@@ -108,6 +110,7 @@ def phase(
             noises=grid.noises,
             seeds=grid.seeds,
             epochs=grid.epochs,
+            device=device,
         )
         plot_phase_diagram(result, png, force=force)
         _write_json(js, result.to_json(), force=force)

@@ -72,7 +72,7 @@ def simulate(
     d, h, w = shape  # parsed by the option's callback
     lo, hi = tilt_range
     if structure is not None and not structure.is_file():
-        raise InputError(structure, "no such file" if not structure.exists() else "not a file")
+        raise InputError(structure, "file not found" if not structure.exists() else "not a file")
     config = SimulationConfig(
         shape=(d, h, w),
         voxel_size=voxel_size,
@@ -107,7 +107,12 @@ def reconstruct(
     tiltseries: list[Path] = typer.Argument(..., help="Raw tilt-series MRC stack(s)."),
     angles: Path = typer.Option(None, help=".tlt file (default: the stack's .tlt sidecar)."),
     xf: Path = typer.Option(None, help="IMOD .xf alignment (default: the .xf sidecar if any)."),
-    method: Literal["wbp", "sirt", "cgls"] = typer.Option("wbp", help="wbp, sirt or cgls."),
+    method: Literal["wbp", "sirt", "cgls", "cryolithe"] = typer.Option(
+        "wbp", help="wbp, sirt, cgls or cryolithe."
+    ),
+    model: Path = typer.Option(
+        None, "--model", help="CryoLithe weights (default: the shipped wavelet model)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Tomogram MRC (one input) or folder."),
     thickness: int = typer.Option(None, min=1, help="Tomogram thickness in voxels (default W/2)."),
     filter: Literal["ramp", "shepp-logan", "cosine", "hann"] = typer.Option(
@@ -134,9 +139,14 @@ def reconstruct(
 
     for stack in tiltseries:  # every input checked before any work
         if not stack.is_file():
-            raise InputError(stack, "no such file" if not stack.exists() else "not a file")
+            raise InputError(stack, "file not found" if not stack.exists() else "not a file")
+    if method == "cryolithe":  # a bad model file fails before any work
+        from inversa.cryolithe import default_model_path, load_model
+
+        load_model(model or default_model_path())
     config = ReconstructionConfig(
         method=method,
+        model=None if model is None else str(model),
         thickness=thickness,
         filter=filter,
         cutoff=cutoff,

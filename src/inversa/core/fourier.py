@@ -28,6 +28,7 @@ __all__ = [
     "radial_frequency",
     "ramp_filter",
     "shell_index",
+    "spatial_ndim",
 ]
 
 RAMP_FILTER_NAMES: tuple[str, ...] = ("ramp", "shepp-logan", "cosine", "hann")
@@ -39,7 +40,22 @@ def _real_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype if x.is_floating_point() else torch.get_default_dtype()
 
 
-def _spatial_ndim(x: torch.Tensor, ndim: int | None) -> int:
+def spatial_ndim(x: torch.Tensor, ndim: int | None) -> int:
+    """Return the number of spatial dims of ``x``: 2 (images ``(..., h, w)``) or 3 (volumes).
+
+    Parameters
+    ----------
+    x
+        Images or volumes, with leading batch dims when ``ndim`` is given.
+    ndim
+        2, 3, or ``None`` to infer it from an unbatched ``x`` of dimension 2 or 3.
+
+    Raises
+    ------
+    ValueError
+        ``ndim`` is None for a tensor of another dimension, or is not 2 or 3, or is
+        larger than ``x.dim()``.
+    """
     if ndim is None:
         if x.dim() not in (2, 3):
             raise ValueError(
@@ -394,7 +410,7 @@ def fourier_shell_correlation(
         power.
     """
     a, b = torch.broadcast_tensors(a, b)
-    ndim = _spatial_ndim(a, ndim)
+    ndim = spatial_ndim(a, ndim)
     shape = tuple(a.shape[-ndim:])
     n = max(shape)
     if n_shells is None:
@@ -502,7 +518,7 @@ def lowpass(
     """
     if resolution <= 0 or pixel_size <= 0 or soft_width < 0:
         raise ValueError("resolution and pixel_size must be positive and soft_width >= 0")
-    ndim = _spatial_ndim(x, ndim)
+    ndim = spatial_ndim(x, ndim)
     shape = tuple(x.shape[-ndim:])
     dims = tuple(range(-ndim, 0))
     dtype = _real_dtype(x)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from inversa.core.fourier import fourier_shell_correlation, fsc_resolution
+from inversa.core.fourier import fourier_shell_correlation, fsc_resolution, spatial_ndim
 from inversa.core.rotations import geodesic_distance
 
 __all__ = [
@@ -109,8 +109,8 @@ def ssim(
     win_size
         Odd window width, at most the smallest spatial size.
     ndim
-        2 (images) or 3 (volumes); inferred only for unbatched inputs of dimension 2
-        or 3.
+        2 (images) or 3 (volumes), or ``None`` for an unbatched input (see
+        :func:`~inversa.core.fourier.spatial_ndim`).
 
     Returns
     -------
@@ -118,12 +118,7 @@ def ssim(
         ``(...)`` mean SSIM per batch index, in the dtype of ``x`` (float64 for
         integer input).
     """
-    if ndim is None:
-        if x.dim() not in (2, 3):
-            raise ValueError(f"pass ndim=2 or ndim=3 for a tensor of shape {tuple(x.shape)}")
-        ndim = x.dim()
-    if ndim not in (2, 3):
-        raise ValueError(f"ndim must be 2 or 3, got {ndim}")
+    ndim = spatial_ndim(x, ndim)
     if win_size % 2 != 1 or win_size > min(x.shape[-ndim:]):
         raise ValueError(
             f"win_size must be odd and at most the smallest image size; got {win_size} "

@@ -8,6 +8,7 @@ the start point, the stopping rule), and :class:`SolveInfo` is what every solver
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,7 @@ __all__ = [
     "SolveInfo",
     "check_iterations",
     "expand",
+    "finish",
     "item_sq_norm",
     "item_sum",
     "relative_change",
@@ -53,6 +55,41 @@ class SolveInfo:
     relative_change: float
     objective: tuple[float, ...] = ()
     residual_norms: tuple[float, ...] = ()
+
+
+def finish(
+    n_iter: int,
+    active: torch.Tensor,
+    change: float,
+    *,
+    objective: Sequence[float] = (),
+    residual_norms: Sequence[float] = (),
+) -> SolveInfo:
+    """Report a batched solve that ran ``n_iter`` iterations as a :class:`SolveInfo`.
+
+    Parameters
+    ----------
+    n_iter
+        Iterations performed.
+    active
+        ``(*batch,)`` bool: the items that have not met the stopping rule.
+    change
+        The last relative change (largest over the items still iterating).
+    objective, residual_norms
+        The histories the solver kept (see :class:`SolveInfo`).
+
+    Returns
+    -------
+    SolveInfo
+        Converged when no item is still active.
+    """
+    return SolveInfo(
+        n_iter=n_iter,
+        converged=not bool(active.any()),
+        relative_change=change,
+        objective=tuple(objective),
+        residual_norms=tuple(residual_norms),
+    )
 
 
 def item_sum(x: torch.Tensor, ndim: int) -> torch.Tensor:

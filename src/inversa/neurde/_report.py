@@ -125,7 +125,12 @@ def write_simulation(
 
 
 def train_and_save(
-    case: str, *, out: str | Path | None = None, force: bool = False, progress: bool = True
+    case: str,
+    *,
+    out: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> tuple[Path, dict[str, float]]:
     """Train a case's network with its shipped settings (`TRAINING`) and save it.
 
@@ -139,6 +144,8 @@ def train_and_save(
         Overwrite an existing file.
     progress
         Show progress bars.
+    device
+        Torch device to train on (the weights are saved from the CPU).
     """
     if case not in TRAINING:
         raise InputError(None, f"no training settings for {case!r}; choose {', '.join(TRAINING)}")
@@ -146,7 +153,7 @@ def train_and_save(
     if path.exists() and not force:
         raise OutputExistsError(path)
     cfg = TRAINING[case]
-    net, summary = train_equilibrium(case, config=cfg, progress=progress)
+    net, summary = train_equilibrium(case, config=cfg, progress=progress, device=device)
     meta = {"case": case, "training": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}
     save_equilibrium(net, path, metadata={**meta, "summary": summary})
     return path, summary

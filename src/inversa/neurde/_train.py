@@ -8,7 +8,7 @@ the network for a few steps from reference states and matches the populations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -74,7 +74,7 @@ class NeurdeTrainConfig:
 
 
 def reference_trajectory(
-    case: Case, *, steps: int, rows: int | None = None
+    case: Case, *, steps: int, rows: int | None = None, device: str | torch.device = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Newton run of ``case`` (float64), all states ``0 .. steps`` as float32.
 
@@ -87,23 +87,33 @@ def reference_trajectory(
     rows
         Keep only this many grid rows (shock tubes are uniform in y and periodic, so
         one row gives the same solution at a fifth of the cost).
+    device
+        Torch device of the run and of the returned tensors.
 
     Returns
     -------
     tuple of torch.Tensor
         ``F`` and ``G``, each ``(steps + 1, 9, H, W)``.
     """
-    fields = case.initial_fields()
+    fields = case.initial_fields(device=device)
     if rows is not None:
         fields = tuple(f[:rows] for f in fields)
     state = initial_state(*fields, config=case.config)
     Fs, Gs = [state.F.float()], [state.G.float()]
     eq = NewtonEquilibrium()
+    boundary = _boundary_on(case, device)
     for _ in range(steps):
-        state = lb_step(state, config=case.config, equilibrium=eq, boundary=case.boundary)
+        state = lb_step(state, config=case.config, equilibrium=eq, boundary=boundary)
         Fs.append(state.F.float())
         Gs.append(state.G.float())
     return torch.stack(Fs), torch.stack(Gs)
+
+
+def _boundary_on(case: Case, device: str | torch.device):
+    """Return the case's boundary with its obstacle mask on ``device``."""
+    if case.boundary.obstacle is None:
+        return case.boundary
+    return replace(case.boundary, obstacle=case.boundary.obstacle.to(device))
 
 
 def _in_range(c: torch.Tensor, lb) -> torch.Tensor:
@@ -133,7 +143,7 @@ def _equilibrium_states(case: Case, F: torch.Tensor, G: torch.Tensor) -> torch.T
     lb = case.config
     rho, ux, uy, T = macroscopic(F.double(), G.double(), gamma=lb.gamma, shift=lb.shift)
     if case.boundary.obstacle is not None:
-        solid = case.boundary.obstacle.expand_as(rho)
+        solid = case.boundary.obstacle.to(rho.device).expand_as(rho)
         ux = torch.where(solid, 0.0, ux)
         uy = torch.where(solid, 0.0, uy)
         T = torch.where(solid, case.boundary.wall_temperature, T)
@@ -150,6 +160,7 @@ def train_equilibrium(
     config: NeurdeTrainConfig | None = None,
     progress: bool = False,
     trajectory: tuple[torch.Tensor, torch.Tensor] | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[EquilibriumNet, dict[str, float]]:
     """Train the neural equilibrium of a case in two stages.
 
@@ -163,11 +174,15 @@ def train_equilibrium(
         Show progress bars.
     trajectory
         A precomputed `reference_trajectory` (float32 ``F, G``) covering the window.
+    device
+        Torch device of the reference run, the network and both stages. The batches
+        are drawn on the CPU, so a seed gives the same batches on every device.
 
     Returns
     -------
     tuple
-        ``(network, summary)``; the summary holds the final losses of both stages.
+        ``(network, summary)``; the summary holds the final losses of both stages; the
+        network is on ``device``.
     """
     cfg = config or NeurdeTrainConfig()
     case = make_case(case, scale=cfg.scale) if isinstance(case, str) else case
@@ -175,9 +190,10 @@ def train_equilibrium(
         raise InputError(None, "the unroll must be shorter than the training window")
     if trajectory is None:
         rows = 1 if case.left is not None else None
-        trajectory = reference_trajectory(case, steps=cfg.window, rows=rows)
-    traj_F, traj_G = trajectory
+        trajectory = reference_trajectory(case, steps=cfg.window, rows=rows, device=device)
+    traj_F, traj_G = (t.to(device) for t in trajectory)
     lb = case.config
+    boundary = _boundary_on(case, device)
     cells = _equilibrium_states(case, traj_F, traj_G)
     # Uniform regions put most samples on a few points, where the value is learned but
     # not the slope; the solver's stability depends on the slope. Each batch therefore
@@ -188,6 +204,7 @@ def train_equilibrium(
 
     torch.manual_seed(cfg.seed)
     net = EquilibriumNet(shift=lb.shift, width=cfg.width, depth=cfg.depth, features=cfg.features)
+    net = net.to(device)
     feats = EquilibriumNet.inputs(*cells.T)
     net.mean.copy_(feats.mean(dim=0))
     # A floor keeps fields that never vary here (uy in a shock tube) from being blown
@@ -197,8 +214,8 @@ def train_equilibrium(
 
     def stage1_loss(step: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(cfg.seed + step)
-        idx = torch.randint(n, (min(cfg.batch, n),), generator=g)
-        noise = spread * torch.randn(len(idx), 4, generator=g)
+        idx = torch.randint(n, (min(cfg.batch, n),), generator=g).to(device)
+        noise = spread * torch.randn(len(idx), 4, generator=g).to(device)
         c = cells[idx].clone()
         c[:, 1:3] += noise[:, 1:3]
         c[:, 0::3] *= torch.exp(noise[:, 0::3])  # density and temperature: relative jitter
@@ -231,7 +248,7 @@ def train_equilibrium(
         state = LBState(F=traj_F[s], G=traj_G[s], step=s)
         loss = traj_F.new_zeros(())
         for k in range(1, cfg.unroll + 1):
-            state = lb_step(state, config=lb32, equilibrium=eq, boundary=case.boundary)
+            state = lb_step(state, config=lb32, equilibrium=eq, boundary=boundary)
             loss = loss + _relative(state.F, traj_F[s + k]) + _relative(state.G, traj_G[s + k])
         return loss / cfg.unroll
 

@@ -95,19 +95,35 @@ def _flat_level(model: LinearPoissonModel, y: torch.Tensor) -> torch.Tensor:
     return level
 
 
-def _penalty(op: LinearOperator, reg: float, penalty: PenaltyKind, tv_epsilon: float) -> Penalty:
-    return Penalty(kind=penalty, weight=reg, ndim=len(op.domain_shape), tv_epsilon=tv_epsilon)
+def _setup(
+    model: LinearPoissonModel | TransmissionModel,
+    y: torch.Tensor,
+    *,
+    reg: float,
+    penalty: PenaltyKind,
+    tv_epsilon: float,
+    variance_floor: float = 1.0,
+) -> tuple[LinearOperator, torch.Tensor, Penalty]:
+    """Check the counts and build the penalty: ``(operator, counts, penalty)``."""
+    op = model.operator
+    y = check_counts(y, op)
+    if not variance_floor > 0:
+        raise InputError(None, f"variance_floor must be positive, got {variance_floor}")
+    pen = Penalty(kind=penalty, weight=reg, ndim=len(op.domain_shape), tv_epsilon=tv_epsilon)
+    return op, y, pen
 
 
 def _least_squares(
     op: LinearOperator,
     data: QuadraticFidelity,
     pen: Penalty,
-    x: torch.Tensor,
+    y: torch.Tensor,
     *,
+    x0: torch.Tensor | None,
     nonneg: bool,
     solver: SolverConfig,
 ) -> tuple[torch.Tensor, SolveInfo]:
+    x = start_point(op, y, x0, 0.0)
     # CG needs a quadratic objective without constraint; otherwise projected gradient.
     if nonneg or pen.kind == "tv":
         return spg(op, data, pen, x, nonneg=nonneg, config=solver)
@@ -204,9 +220,7 @@ def poisson_map(
     info : SolveInfo
         Iterations, convergence, last relative change, objective history.
     """
-    op = model.operator
-    y = check_counts(y, op)
-    pen = _penalty(op, reg, penalty, tv_epsilon)
+    op, y, pen = _setup(model, y, reg=reg, penalty=penalty, tv_epsilon=tv_epsilon)
     x = start_point(op, y, x0, _flat_level(model, y))
     data = PoissonFidelity(y, model.dose, model.background, len(op.range_shape), guard=not nonneg)
     return spg(op, data, pen, x, nonneg=nonneg, config=solver, scaled=True)
@@ -255,15 +269,12 @@ def heteroscedastic_ls(
     info : SolveInfo
         Iterations, convergence, last relative change, objective history.
     """
-    op = model.operator
-    y = check_counts(y, op)
-    if not variance_floor > 0:
-        raise InputError(None, f"variance_floor must be positive, got {variance_floor}")
-    pen = _penalty(op, reg, penalty, tv_epsilon)
+    op, y, pen = _setup(
+        model, y, reg=reg, penalty=penalty, tv_epsilon=tv_epsilon, variance_floor=variance_floor
+    )
     w = 1.0 / y.clamp_min(variance_floor)
     data = QuadraticFidelity(y - model.background, model.dose, w, len(op.range_shape))
-    x = start_point(op, y, x0, 0.0)
-    return _least_squares(op, data, pen, x, nonneg=nonneg, solver=solver)
+    return _least_squares(op, data, pen, y, x0=x0, nonneg=nonneg, solver=solver)
 
 
 def homoscedastic_ls(
@@ -306,14 +317,11 @@ def homoscedastic_ls(
     info : SolveInfo
         Iterations, convergence, last relative change, objective history.
     """
-    op = model.operator
-    y = check_counts(y, op)
-    pen = _penalty(op, reg, penalty, tv_epsilon)
+    op, y, pen = _setup(model, y, reg=reg, penalty=penalty, tv_epsilon=tv_epsilon)
     data = QuadraticFidelity(
         y - model.background, model.dose, 1.0 / model.dose, len(op.range_shape)
     )
-    x = start_point(op, y, x0, 0.0)
-    return _least_squares(op, data, pen, x, nonneg=nonneg, solver=solver)
+    return _least_squares(op, data, pen, y, x0=x0, nonneg=nonneg, solver=solver)
 
 
 def transmission_pwls(
@@ -362,15 +370,12 @@ def transmission_pwls(
     info : SolveInfo
         Iterations, convergence, last relative change, objective history.
     """
-    op = model.operator
-    y = check_counts(y, op)
-    if not variance_floor > 0:
-        raise InputError(None, f"variance_floor must be positive, got {variance_floor}")
-    pen = _penalty(op, reg, penalty, tv_epsilon)
+    op, y, pen = _setup(
+        model, y, reg=reg, penalty=penalty, tv_epsilon=tv_epsilon, variance_floor=variance_floor
+    )
     target = log_transform(y, n0=model.n0, zero_count=zero_count)
     data = QuadraticFidelity(target, 1.0, y.clamp_min(variance_floor), len(op.range_shape))
-    x = start_point(op, y, x0, 0.0)
-    return _least_squares(op, data, pen, x, nonneg=nonneg, solver=solver)
+    return _least_squares(op, data, pen, y, x0=x0, nonneg=nonneg, solver=solver)
 
 
 def transmission_pl(
@@ -410,9 +415,7 @@ def transmission_pl(
     info : SolveInfo
         Iterations, convergence, last relative change, objective history.
     """
-    op = model.operator
-    y = check_counts(y, op)
-    pen = _penalty(op, reg, penalty, tv_epsilon)
+    op, y, pen = _setup(model, y, reg=reg, penalty=penalty, tv_epsilon=tv_epsilon)
     data = TransmissionFidelity(y, model.n0, len(op.range_shape))
     x = start_point(op, y, x0, 0.0)
     return spg(op, data, pen, x, nonneg=nonneg, config=solver)

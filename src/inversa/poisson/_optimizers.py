@@ -24,7 +24,7 @@ import torch
 
 from inversa.core.errors import InputError
 from inversa.core.operators import LinearOperator
-from inversa.core.solve import SolveInfo, check_iterations
+from inversa.core.solve import SolveInfo, check_iterations, finish
 from inversa.core.solve import expand as _expand
 from inversa.core.solve import item_sum as _item_sum
 from inversa.core.solve import relative_change as _rel_change
@@ -191,13 +191,7 @@ def spg(
         active = active & ~done & ok
         if callback is not None:
             callback(k, x)
-    info = SolveInfo(
-        n_iter=k,
-        converged=bool(converged.all()),
-        relative_change=change,
-        objective=tuple(objective),
-    )
-    return x, info
+    return x, finish(k, ~converged, change, objective=objective)
 
 
 def cg_quadratic(
@@ -270,13 +264,7 @@ def cg_quadratic(
         objectives.append(objective(x, r))
         if callback is not None:
             callback(k, x)
-    info = SolveInfo(
-        n_iter=k,
-        converged=not bool(active.any()),
-        relative_change=change,
-        objective=tuple(objectives),
-    )
-    return x, info
+    return x, finish(k, active, change, objective=objectives)
 
 
 def mlem(
@@ -331,10 +319,4 @@ def mlem(
         active = active & ~(rel < tol)
         if callback is not None:
             callback(k, x)
-    info = SolveInfo(
-        n_iter=k,
-        converged=not bool(active.any()),
-        relative_change=change,
-        objective=tuple(objective),
-    )
-    return x, info
+    return x, finish(k, active, change, objective=objective)

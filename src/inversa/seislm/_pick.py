@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,12 +259,27 @@ class PickRun:
     stations: int
 
 
+def _pick_file(
+    path: str | os.PathLike[str], *, model: nn.Module, threshold: float, fill_gaps: bool
+) -> tuple[list, list[tuple[Path, str]], list[str], int]:
+    """Pick one file (one task of `map_items`): picks, failures, notes, stations."""
+    from inversa.seislm._stream import read_waveforms
+
+    good, bad = read_waveforms([path], fill_gaps=fill_gaps)
+    picks, notes = [], []
+    for _, w in good:
+        notes.extend(w.notes)
+        picks.extend(pick_waveform(model, w, threshold=threshold))
+    return picks, bad, notes, len(good)
+
+
 def pick_files(
     paths: list[str | os.PathLike[str]],
     *,
     model: nn.Module | None = None,
     threshold: float = 0.3,
     fill_gaps: bool = False,
+    scheduler: str | None = None,
 ) -> PickRun:
     """Pick P and S on waveform files; a bad file is reported in ``failures`` and skipped.
 
@@ -277,20 +293,29 @@ def pick_files(
         Minimal pick probability.
     fill_gaps
         Fill gaps by interpolation instead of refusing the file.
+    scheduler
+        The files are read and picked in parallel by `inversa.core.parallel.map_items`:
+        ``None`` for local threads, ``"processes"``, or a Dask scheduler address.
 
     Returns
     -------
     PickRun
+        Picks, failures and notes in the order of ``paths``, whatever the scheduler.
     """
-    from inversa.seislm._stream import read_waveforms
+    from inversa.core.parallel import map_items  # Dask: only when files are picked
     from inversa.seislm._train import load_picker
 
     if not 0.0 < threshold < 1.0:
         raise InputError(None, f"threshold must be in (0, 1), got {threshold}")
     model = load_picker() if model is None else model
-    good, bad = read_waveforms(paths, fill_gaps=fill_gaps)
-    picks, notes = [], []
-    for _, w in good:
-        notes.extend(w.notes)
-        picks.extend(pick_waveform(model, w, threshold=threshold))
-    return PickRun(picks, bad, notes, len(good))
+    one = functools.partial(_pick_file, model=model, threshold=threshold, fill_gaps=fill_gaps)
+    # A bad file is a failure inside its task; anything raised is a real error: re-raise.
+    results = map_items(one, list(paths), scheduler=scheduler, progress=False, fail_fast=True)
+    picks, bad, notes, stations = [], [], [], 0
+    for r in results:
+        file_picks, file_bad, file_notes, file_stations = r.value
+        picks += file_picks
+        bad += file_bad
+        notes += file_notes
+        stations += file_stations
+    return PickRun(picks, bad, notes, stations)

@@ -99,6 +99,38 @@ def _schedule(opt: torch.optim.Optimizer, warmup: int, steps: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def _training_batch(
+    data: LabelledWaveforms, config: FinetuneConfig, step: int, device: str | torch.device
+) -> tuple[LabelledWaveforms, torch.Tensor]:
+    """Batch ``step`` of a fine-tuning run and its ``(B, 3, samples)`` augmented input."""
+    # Seeded by the step, so a resumed or repeated run draws the same batches.
+    g = torch.Generator().manual_seed(config.seed + step)
+    batch = _batch(data, size=config.batch_size, samples=config.samples, generator=g)
+    return batch, augment(normalize(batch.waveforms), generator=g).to(device)
+
+
+def _fit(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    loss_fn,
+    config: FinetuneConfig,
+    *,
+    progress: bool,
+    description: str,
+) -> tuple[nn.Module, TrainResult]:
+    """Supervised training under the fine-tuning schedule; the model comes back in eval mode."""
+    result = train(
+        model=model,
+        optimizer=opt,
+        loss_fn=loss_fn,
+        scheduler=_schedule(opt, config.warmup, config.steps),
+        config=TrainConfig(
+            steps=config.steps, grad_clip=5.0, progress=progress, description=description
+        ),
+    )
+    return model.eval(), result
+
+
 def _batch(
     data: LabelledWaveforms, *, size: int, samples: int, generator: torch.Generator
 ) -> LabelledWaveforms:
@@ -228,9 +260,7 @@ def finetune(
     )
 
     def loss_fn(step: int):
-        g = torch.Generator().manual_seed(config.seed + step)
-        batch = _batch(data, size=config.batch_size, samples=config.samples, generator=g)
-        x = augment(normalize(batch.waveforms), generator=g).to(device)
+        batch, x = _training_batch(data, config, step, device)
         phase, det = phase_labels(
             batch.p_sample, batch.s_sample, config.samples, sigma=config.sigma
         )
@@ -239,16 +269,7 @@ def finetune(
         ld = F.binary_cross_entropy_with_logits(logits[:, 3], det.to(device))
         return lp + ld, {"phase": float(lp.detach()), "detection": float(ld.detach())}
 
-    result = train(
-        model=model,
-        optimizer=opt,
-        loss_fn=loss_fn,
-        scheduler=_schedule(opt, config.warmup, config.steps),
-        config=TrainConfig(
-            steps=config.steps, grad_clip=5.0, progress=progress, description="seislm finetune"
-        ),
-    )
-    return model.eval(), result
+    return _fit(model, opt, loss_fn, config, progress=progress, description="seislm finetune")
 
 
 def train_phasenet(
@@ -282,23 +303,12 @@ def train_phasenet(
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
 
     def loss_fn(step: int):
-        g = torch.Generator().manual_seed(config.seed + step)
-        batch = _batch(data, size=config.batch_size, samples=config.samples, generator=g)
-        x = augment(normalize(batch.waveforms), generator=g).to(device)
+        batch, x = _training_batch(data, config, step, device)
         phase, _ = phase_labels(batch.p_sample, batch.s_sample, config.samples, sigma=config.sigma)
         prob = model(x)
         return -(phase.to(device) * torch.log(prob + 1e-6)).sum(1).mean()
 
-    result = train(
-        model=model,
-        optimizer=opt,
-        loss_fn=loss_fn,
-        scheduler=_schedule(opt, config.warmup, config.steps),
-        config=TrainConfig(
-            steps=config.steps, grad_clip=5.0, progress=progress, description="phasenet"
-        ),
-    )
-    return model.eval(), result
+    return _fit(model, opt, loss_fn, config, progress=progress, description="phasenet")
 
 
 @torch.no_grad()

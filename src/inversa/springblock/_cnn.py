@@ -18,7 +18,13 @@ from torch import nn
 from inversa.core import training
 from inversa.core.errors import InputError
 from inversa.springblock._data import Dataset
-from inversa.springblock._mlp import NetworkSetting, TrainedNetworks, _noisy_batch
+from inversa.springblock._mlp import (
+    NetworkSetting,
+    TrainedNetworks,
+    _check_slope_dropout,
+    _noisy_batch,
+    _seeded_sequential,
+)
 from inversa.springblock._separation import separation_curve
 
 __all__ = ["make_cnn", "train_cnns"]
@@ -62,12 +68,9 @@ def make_cnn(
         raise InputError(
             None, f"need depth >= 2, channels >= 1, images >= 1 pixel ({depth}, {channels})"
         )
-    if not 0.0 <= alpha <= 1.0 or not 0.0 <= dropout < 1.0:
-        raise InputError(
-            None, f"alpha must be in [0, 1] and dropout in [0, 1) ({alpha}, {dropout})"
-        )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    _check_slope_dropout(alpha, dropout)
+
+    def layers() -> list[nn.Module]:
         mods: list[nn.Module] = []
         c = 1
         for _ in range(depth - 1):
@@ -79,8 +82,9 @@ def make_cnn(
             if dropout > 0:
                 mods.append(nn.Dropout(dropout))
             c = channels
-        mods += [nn.Flatten(), nn.Linear(channels * image_shape[0] * image_shape[1], classes)]
-        return nn.Sequential(*mods)
+        return [*mods, nn.Flatten(), nn.Linear(channels * image_shape[0] * image_shape[1], classes)]
+
+    return _seeded_sequential(seed, layers)
 
 
 def _train_one(

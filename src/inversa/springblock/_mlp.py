@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +32,24 @@ __all__ = [
     "make_mlp",
     "train_networks",
 ]
+
+
+def _check_slope_dropout(alpha: float, dropout: float) -> None:
+    if not 0.0 <= alpha <= 1.0 or not 0.0 <= dropout < 1.0:
+        raise InputError(
+            None, f"alpha must be in [0, 1] and dropout in [0, 1) ({alpha}, {dropout})"
+        )
+
+
+def _seeded_sequential(seed: int, layers: Callable[[], list[nn.Module]]) -> nn.Sequential:
+    """Build ``nn.Sequential(*layers())`` under a forked RNG seeded with ``seed``.
+
+    The initial weights then depend on ``seed`` only, and the caller's RNG state is left
+    as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(*layers())
 
 
 def make_mlp(
@@ -70,12 +88,9 @@ def make_mlp(
     """
     if depth < 2 or width < 1:
         raise InputError(None, f"depth must be >= 2 and width >= 1 (got {depth}, {width})")
-    if not 0.0 <= alpha <= 1.0 or not 0.0 <= dropout < 1.0:
-        raise InputError(
-            None, f"alpha must be in [0, 1] and dropout in [0, 1) ({alpha}, {dropout})"
-        )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    _check_slope_dropout(alpha, dropout)
+
+    def layers() -> list[nn.Module]:
         mods: list[nn.Module] = []
         d = in_features
         for _ in range(depth - 1):
@@ -87,7 +102,20 @@ def make_mlp(
             ]
             d = width
         mods.append(nn.Linear(d, classes))
-        return nn.Sequential(*mods)
+        return mods
+
+    return _seeded_sequential(seed, layers)
+
+
+def _uniform(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Uniform draws shaped like ``like`` on its device, drawn where ``generator`` lives.
+
+    The seeded generators here are CPU generators: drawing on the CPU and moving the
+    draws gives the same masks on every device.
+    """
+    where = like.device if generator is None else generator.device
+    u = torch.rand(like.shape, generator=generator, dtype=like.dtype, device=where)
+    return u.to(like.device)
 
 
 class BatchedMLP(nn.Module):
@@ -188,7 +216,7 @@ class BatchedMLP(nn.Module):
             h = (h - mean) * torch.rsqrt(var + self.eps) * self.gammas[k] + self.betas[k]
             h = torch.where(h >= 0, h, h * self.alphas)
             if self.training and bool((self.dropouts > 0).any()):
-                keep = torch.rand(h.shape, generator=generator, dtype=h.dtype, device=h.device)
+                keep = _uniform(h, generator)
                 h = h * (keep >= self.dropouts) / (1 - self.dropouts)
             if features is not None:
                 features.append(h)
@@ -241,7 +269,7 @@ class BatchedMLP(nn.Module):
             slope = torch.addcmul(self.alphas, (a >= 0).to(a.dtype), 1 - self.alphas)
             hn = a.mul_(slope)
             if use_drop:
-                keep = torch.rand(hn.shape, generator=generator, dtype=hn.dtype, device=hn.device)
+                keep = _uniform(hn, generator)
                 mask = (keep >= self.dropouts) / (1 - self.dropouts)
                 slope = slope * mask
                 hn = hn * mask
@@ -282,12 +310,8 @@ class BatchedMLP(nn.Module):
 
         Parameters
         ----------
-        x
-            ``(N, B, in)`` inputs.
-        y
-            ``(N, B)`` labels.
-        generator
-            Source of the dropout masks.
+        x, y, generator
+            As in `loss_and_grad`.
 
         Returns
         -------
@@ -476,12 +500,18 @@ def _noisy_batch(
     classes: int,
     g: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-network batch ``(N, B, d)``, labels ``(N, B)`` with label and matched input noise."""
-    xb, yb = x[idx], y[idx]
+    """Per-network batch ``(N, B, d)``, labels ``(N, B)`` with label and matched input noise.
+
+    Drawn from the CPU generator ``g`` and moved to ``x``'s device: the same draws on
+    every device.
+    """
+    dev = x.device
+    xb, yb = x[idx.to(dev)], y[idx.to(dev)]
     if bool((noise > 0).any()):
-        flip = torch.rand(yb.shape, generator=g) < noise[:, None]
-        yb = torch.where(flip, torch.randint(0, classes, yb.shape, generator=g), yb)
-        xb = xb + noise[:, None, None] * torch.randn(xb.shape, generator=g, dtype=xb.dtype)
+        flip = (torch.rand(yb.shape, generator=g) < noise.cpu()[:, None]).to(dev)
+        yb = torch.where(flip, torch.randint(0, classes, yb.shape, generator=g).to(dev), yb)
+        kick = torch.randn(xb.shape, generator=g, dtype=xb.dtype).to(dev)
+        xb = xb + noise[:, None, None] * kick
     return xb, yb
 
 
@@ -493,9 +523,11 @@ def _train_group(
     width: int,
     depth: int,
     seed: int,
+    device: torch.device,
 ) -> BatchedMLP:
-    """Train one group (same batch size) as a single batched model."""
-    x, y = data.x_train.reshape(len(data.x_train), -1), data.y_train
+    """Train one group (same batch size) as a single batched model on ``device``."""
+    x = data.x_train.reshape(len(data.x_train), -1).to(device)
+    y = data.y_train.to(device)
     n = len(y)
     bs = settings[0].batch_size or n
     nets = [
@@ -511,9 +543,9 @@ def _train_group(
         for s in settings
     ]
     f = lambda key: torch.tensor([getattr(s, key) for s in settings], dtype=torch.float32)  # noqa: E731
-    model = BatchedMLP(nets, alphas=f("alpha"), dropouts=f("dropout"))
-    opt = BatchedAdam(list(model.parameters()), lr=f("lr"))
-    noise = f("noise")
+    model = BatchedMLP(nets, alphas=f("alpha"), dropouts=f("dropout")).to(device)
+    opt = BatchedAdam(list(model.parameters()), lr=f("lr").to(device))
+    noise = f("noise").to(device)
     g = torch.Generator().manual_seed(seed)
     per_epoch = max(1, n // bs)  # a trailing partial mini-batch is dropped
     # A full batch needs no shuffle (batch norm is order-free).
@@ -538,14 +570,16 @@ def _train_group(
 def _measure(
     model: BatchedMLP, data: Dataset
 ) -> tuple[list[SeparationCurve], torch.Tensor, torch.Tensor]:
-    """Curves on the clean training set and accuracies, in eval mode."""
-    x, y = data.x_train.reshape(len(data.x_train), -1), data.y_train
+    """Curves on the clean training set and accuracies (on the CPU), in eval mode."""
+    dev = model.weights[0].device
+    x = data.x_train.reshape(len(data.x_train), -1).to(dev)
+    y = data.y_train.to(dev)
     n_nets = model.networks
     model.eval()
     with torch.no_grad():
         feats: list[torch.Tensor] = []
         train_pred = model(x, features=feats).argmax(-1)
-        test_pred = model(data.x_test.reshape(len(data.x_test), -1)).argmax(-1)
+        test_pred = model(data.x_test.reshape(len(data.x_test), -1).to(dev)).argmax(-1)
     curves = []
     d_in = separation(x, y, name="input")
     for i in range(n_nets):
@@ -554,9 +588,9 @@ def _measure(
         ]
         names = ["input"] + [f"block{k}" for k in range(len(feats))]
         curves.append(SeparationCurve.from_separation(names, torch.tensor(d, dtype=torch.float64)))
-    train_acc = (train_pred == y).double().mean(dim=1)
+    train_acc = (train_pred == y).double().mean(dim=1).cpu()
     test_acc = (
-        (test_pred == data.y_test).double().mean(dim=1)
+        (test_pred.cpu() == data.y_test).double().mean(dim=1)
         if len(data.y_test)
         else torch.full((n_nets,), float("nan"), dtype=torch.float64)
     )
@@ -572,6 +606,7 @@ def train_networks(
     depth: int = 8,
     chunk: int = 54,
     seed: int = 0,
+    device: str | torch.device = "cpu",
 ) -> TrainedNetworks:
     """Train many MLPs (batched, ``chunk`` networks per model) and measure their curves.
 
@@ -589,7 +624,11 @@ def train_networks(
         Networks per batched model (memory: about ``24 * chunk * n_train * width * depth``
         bytes).
     seed
-        Seed of batch order, label/input noise and dropout masks.
+        Seed of batch order, label/input noise and dropout masks (drawn on the CPU, so a
+        seed gives the same draws on every device).
+    device
+        Torch device the networks train on; the returned curves and accuracies are on
+        the CPU.
 
     Returns
     -------
@@ -621,6 +660,7 @@ def train_networks(
             width=width,
             depth=depth,
             seed=seed + start,
+            device=torch.device(device),
         )
         train_s += time.perf_counter() - t1
         c, a, b = _measure(model, data)

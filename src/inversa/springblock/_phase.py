@@ -284,6 +284,7 @@ def phase_diagram(
     model_config: SpringBlockConfig | None = None,
     straight_tol: float = 1e-3,
     seed: int = 0,
+    device: str | torch.device = "cpu",
 ) -> PhaseDiagram:
     """Train a grid of MLPs over (alpha, noise), measure their curves, fit the model to them.
 
@@ -307,6 +308,9 @@ def phase_diagram(
         more replicas; docs/springblock.md gives the values used).
     seed
         Seed of the noise draws and of the model simulation.
+    device
+        Torch device the networks train on (see `train_networks`); the model fit and
+        the results stay on the CPU.
 
     Returns
     -------
@@ -323,7 +327,7 @@ def phase_diagram(
         for n in noises
         for s in seeds
     ]
-    trained = train_networks(data, settings, epochs=epochs, chunk=chunk, seed=seed)
+    trained = train_networks(data, settings, epochs=epochs, chunk=chunk, seed=seed, device=device)
     shape = (len(alphas), len(noises), len(seeds))
     grid = lambda t: t.reshape(shape).mean(-1)  # noqa: E731
     loads = torch.stack([c.load for c in trained.curves]).reshape(*shape, -1)

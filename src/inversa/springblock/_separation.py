@@ -389,6 +389,7 @@ def separation_curve(
     layers: Sequence[str | type[nn.Module]] | None = None,
     include_input: bool = True,
     batch_size: int = 4096,
+    device: str | torch.device | None = None,
 ) -> SeparationCurve:
     """Measure the log-separation curve of ``model`` on labelled data, its load and shape.
 
@@ -407,6 +408,10 @@ def separation_curve(
         Put the raw inputs first on the curve (D_0).
     batch_size
         Samples per forward pass.
+    device
+        Torch device to measure on: the model is moved there (in place, as
+        `torch.nn.Module.to` does) and so are the data. ``None``: the data go to the
+        model's device as they are, which they must then share.
 
     Returns
     -------
@@ -418,6 +423,9 @@ def separation_curve(
         No identifiable layer, fewer than three points on the curve, single-sample classes, or a
         degenerate covariance in some layer (the message names the layer).
     """
+    if device is not None:
+        model.to(device)
+        inputs, labels = inputs.to(device), labels.to(device)
     feats = layer_features(model, inputs, layers=layers, batch_size=batch_size)
     names = (["input"] if include_input else []) + list(feats)
     tensors = ([inputs] if include_input else []) + list(feats.values())

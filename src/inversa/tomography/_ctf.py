@@ -203,10 +203,8 @@ def phase_flip(images: torch.Tensor, params: CTFParams) -> torch.Tensor:
 
     Parameters
     ----------
-    images
-        ``(..., H, W)`` for a scalar defocus, ``(..., T, H, W)`` for a ``(T,)`` defocus.
-    params
-        The CTF parameters.
+    images, params
+        As in :func:`apply_ctf`.
 
     Returns
     -------

@@ -196,6 +196,30 @@ class TiltGeometry:
             io.write_xf(xf_path, xf.detach().cpu(), force=force)
 
 
+class OnTiltGeometry:
+    """Mixin for an object that holds a ``geometry`` (:class:`TiltGeometry`) field.
+
+    It exposes the geometry's angles and transforms, and where points appear, without
+    copying them (the projector and a simulated tilt series are both read this way).
+    """
+
+    geometry: TiltGeometry
+
+    @property
+    def angles(self) -> torch.Tensor:
+        """``(T,)`` tilt angles in degrees (``geometry.angles``)."""
+        return self.geometry.angles
+
+    @property
+    def xf(self) -> torch.Tensor | None:
+        """``(T, 2, 3)`` IMOD transforms (``geometry.xf``), or ``None``."""
+        return self.geometry.xf
+
+    def project_points(self, points: torch.Tensor) -> torch.Tensor:
+        """``(N, 3) -> (T, N, 2)``: :meth:`TiltGeometry.project_points` of ``geometry``."""
+        return self.geometry.project_points(points)
+
+
 def _rotations(angles: torch.Tensor) -> torch.Tensor:
     """``(T, 3, 3)`` in the dtype of ``angles``; the trigonometry runs in float64."""
     # float32 trigonometry puts cos(60 deg) a rounding error off 1/2: a point on a pixel

@@ -16,7 +16,7 @@ import torch
 
 from inversa.core.errors import InputError
 from inversa.core.operators import LinearOperator
-from inversa.core.solve import SolveInfo, check_iterations, relative_change
+from inversa.core.solve import SolveInfo, check_iterations, finish, relative_change
 from inversa.core.solve import expand as _expand
 from inversa.core.solve import item_sq_norm as _sq_norm
 from inversa.core.solve import start_point as _start
@@ -26,7 +26,9 @@ __all__ = ["SolveInfo", "cgls", "sirt"]
 Callback = Callable[[int, torch.Tensor], None]
 
 
-def _check_inputs(operator: LinearOperator, y: torch.Tensor, n_iter: int, tol: float) -> None:
+def _check_inputs(
+    operator: LinearOperator, y: torch.Tensor, n_iter: int, tol: float, damping: float = 0.0
+) -> None:
     nr = len(operator.range_shape)
     if tuple(y.shape[y.ndim - nr :]) != tuple(operator.range_shape) or y.ndim < nr:
         raise InputError(
@@ -35,6 +37,8 @@ def _check_inputs(operator: LinearOperator, y: torch.Tensor, n_iter: int, tol: f
             f"{tuple(operator.range_shape)}",
         )
     check_iterations(n_iter, tol)
+    if not damping >= 0.0:
+        raise InputError(None, f"damping must be non-negative, got {damping}")
 
 
 def _safe_reciprocal(s: torch.Tensor) -> torch.Tensor:
@@ -131,13 +135,7 @@ def sirt(
             if callback is not None:
                 callback(k, x)
             advance()
-    info = SolveInfo(
-        n_iter=k,
-        converged=not bool(active.any()),
-        relative_change=change,
-        residual_norms=tuple(residual_norms),
-    )
-    return x, info
+    return x, finish(k, active, change, residual_norms=residual_norms)
 
 
 def cgls(
@@ -172,12 +170,8 @@ def cgls(
         ``100 eps`` times its start value (solved to working precision).
     damping
         Tikhonov weight ``>= 0``.
-    x0
-        Start point, broadcastable to ``(..., *domain_shape)``; zeros by default.
-    progress
-        Show a ``rich`` progress bar.
-    callback
-        Called as ``callback(k, x)`` after iteration ``k`` (counted from 1).
+    x0, progress, callback
+        As in :func:`sirt`.
 
     Returns
     -------
@@ -186,9 +180,7 @@ def cgls(
     info : SolveInfo
         Iterations, convergence flag, last relative change and residual norms.
     """
-    _check_inputs(operator, y, n_iter, tol)
-    if not damping >= 0.0:
-        raise InputError(None, f"damping must be non-negative, got {damping}")
+    _check_inputs(operator, y, n_iter, tol, damping)
     nd, nr = len(operator.domain_shape), len(operator.range_shape)
     x = _start(operator, y, x0)
     r = y - operator.forward(x)
@@ -223,10 +215,4 @@ def cgls(
             if callback is not None:
                 callback(k, x)
             advance()
-    info = SolveInfo(
-        n_iter=k,
-        converged=not bool(active.any()),
-        relative_change=change,
-        residual_norms=tuple(residual_norms),
-    )
-    return x, info
+    return x, finish(k, active, change, residual_norms=residual_norms)

@@ -29,7 +29,7 @@ import torch
 from inversa.core import noise, phantoms
 from inversa.core.errors import InputError
 from inversa.tomography._ctf import CTFParams, apply_ctf
-from inversa.tomography._geometry import TiltGeometry
+from inversa.tomography._geometry import OnTiltGeometry, TiltGeometry
 from inversa.tomography._tiltseries import TiltSeriesProjector
 from inversa.tomography._warp import warp_images
 
@@ -123,8 +123,10 @@ class SimulationConfig:
 
 
 @dataclass(frozen=True)
-class SimulatedTiltSeries:
+class SimulatedTiltSeries(OnTiltGeometry):
     """In-memory result of :func:`simulate`.
+
+    ``angles``, ``xf`` and ``project_points`` are those of ``geometry``.
 
     Attributes
     ----------
@@ -153,16 +155,6 @@ class SimulatedTiltSeries:
     volume: torch.Tensor
     reference: torch.Tensor
     scene: phantoms.Scene
-
-    @property
-    def angles(self) -> torch.Tensor:
-        """``(T,)`` tilt angles in degrees."""
-        return self.geometry.angles
-
-    @property
-    def xf(self) -> torch.Tensor | None:
-        """``(T, 2, 3)`` true IMOD transforms (:func:`simulate` always sets them)."""
-        return self.geometry.xf
 
 
 def random_xf(

@@ -18,7 +18,7 @@ import torch
 
 from inversa.core.errors import InputError
 from inversa.core.operators import LinearOperator
-from inversa.tomography._geometry import TiltGeometry
+from inversa.tomography._geometry import OnTiltGeometry, TiltGeometry
 from inversa.tomography._joseph import (
     Backend,
     JosephPlan,
@@ -160,7 +160,7 @@ def tilt_series_adjoint(
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class TiltSeriesProjector(LinearOperator):
+class TiltSeriesProjector(OnTiltGeometry, LinearOperator):
     """Tilt-series projector ``(..., D, H, W) -> (..., T, H, K)`` with its exact adjoint.
 
     Differentiable in the volume and in ``geometry.xf``; not in ``geometry.angles``
@@ -206,16 +206,6 @@ class TiltSeriesProjector(LinearOperator):
         object.__setattr__(self, "_plan", plan)
 
     @property
-    def angles(self) -> torch.Tensor:
-        """``(T,)`` tilt angles in degrees (``geometry.angles``)."""
-        return self.geometry.angles
-
-    @property
-    def xf(self) -> torch.Tensor | None:
-        """``(T, 2, 3)`` alignment transforms (``geometry.xf``), or ``None``."""
-        return self.geometry.xf
-
-    @property
     def domain_shape(self) -> tuple[int, ...]:  # type: ignore[override]
         """``(D, H, W)``."""
         return self.volume_shape
@@ -234,19 +224,3 @@ class TiltSeriesProjector(LinearOperator):
         """Back-project (exact adjoint): ``(..., T, H, K) -> (..., D, H, W)``."""
         _check_volume(y, "tilt_series")
         return _adjoint(y, self._plan, self.volume_shape[1], self.xf)
-
-    def project_points(self, points: torch.Tensor) -> torch.Tensor:
-        """Where 3-D points appear in the raw projection images.
-
-        Parameters
-        ----------
-        points
-            ``(N, 3)`` coordinates ``(x, y, z)`` in voxels about the volume centre.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(T, N, 2)`` raw-image coordinates ``(x, y)`` in pixels about the image centre
-            (see :meth:`TiltGeometry.project_points`, differentiable in angles and xf).
-        """
-        return self.geometry.project_points(points)

@@ -103,6 +103,18 @@ def _check_displacement(displacement: torch.Tensor | None, shape: tuple[int, ...
         )
 
 
+def _flat_taps(
+    images: torch.Tensor, xf: torch.Tensor, displacement: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check a warp's inputs; return ``(B, T, H*W)`` flat images and their taps."""
+    _check_images(images, "images")
+    _check_xf(xf, images.shape[-3])
+    t, h, w = images.shape[-3:]
+    _check_displacement(displacement, (t, h, w))
+    index, weight = _taps(xf, (h, w), images.dtype, images.device, displacement)
+    return images.reshape(-1, t, h * w), index, weight
+
+
 def warp_images(
     images: torch.Tensor, xf: torch.Tensor, *, displacement: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -125,14 +137,9 @@ def warp_images(
     torch.Tensor
         ``(..., T, H, W)`` warped images; differentiable in ``images``.
     """
-    _check_images(images, "images")
-    _check_xf(xf, images.shape[-3])
-    t, h, w = images.shape[-3:]
-    _check_displacement(displacement, (t, h, w))
-    index, weight = _taps(xf, (h, w), images.dtype, images.device, displacement)
-    flat = images.reshape(-1, t, h * w)
+    flat, index, weight = _flat_taps(images, xf, displacement)
     vals = torch.gather(flat, 2, index.expand(flat.shape[0], -1, -1)) * weight
-    out = vals.reshape(flat.shape[0], t, 4, h * w).sum(dim=2)
+    out = vals.reshape(*flat.shape[:2], 4, flat.shape[2]).sum(dim=2)
     return out.reshape(images.shape)
 
 
@@ -155,12 +162,7 @@ def warp_images_adjoint(
     torch.Tensor
         ``(..., T, H, W)``; ``<warp_images(x), y> == <x, warp_images_adjoint(y)>``.
     """
-    _check_images(images, "images")
-    _check_xf(xf, images.shape[-3])
-    t, h, w = images.shape[-3:]
-    _check_displacement(displacement, (t, h, w))
-    index, weight = _taps(xf, (h, w), images.dtype, images.device, displacement)
-    flat = images.reshape(-1, t, h * w)
+    flat, index, weight = _flat_taps(images, xf, displacement)
     src = (flat.repeat(1, 1, 4) * weight).to(images.dtype)
     out = flat.new_zeros(flat.shape).scatter_add(2, index.expand(flat.shape[0], -1, -1), src)
     return out.reshape(images.shape)

@@ -32,9 +32,9 @@ from inversa.alignment import (
     to_subtomogram_frame,
 )
 from inversa.core.errors import InputError
-from inversa.core.io import output_lock, read_mrc, write_json
+from inversa.core.io import check_outputs, output_lock, read_mrc, write_json
 from inversa.core.parallel import map_items
-from inversa.workflows._outputs import check_outputs, diagnostics_payload, write_particle_star
+from inversa.workflows._outputs import diagnostics_payload, write_particle_star
 from inversa.workflows._particles import (
     ParticleSource,
     checked_reference,
@@ -158,7 +158,7 @@ def _align_chunk(
     """Align one chunk and checkpoint it (runs on a Dask worker)."""
     # Stamp the inputs before reading them: a file rewritten meanwhile is then redone.
     stamps = input_stamps(source, chunk.rows)
-    reference, _ = read_mrc(reference_path, ndim=3)
+    reference, _ = read_mrc(reference_path, ndim=3, voxel_size=source.voxel_size)
     volumes, offsets, failed = load_particles(source, chunk.rows)
     good = [i for i in chunk.rows if i in volumes]
     for i in good:
@@ -210,6 +210,8 @@ def _fingerprint(
     digest.update(reference.read_bytes())
     stamps = [_file_stamp(reference), *(_file_stamp(p) for p in sorted(source.tomograms.values()))]
     settings = {"config": asdict(config), "device": device, "box": source.box}
+    if source.voxel_size is not None:  # only when given: older checkpoints keep their hash
+        settings["voxel_size"] = source.voxel_size
     digest.update(json.dumps([stamps, settings], sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
@@ -279,7 +281,7 @@ def _diagnose(
     sample = rows[::step]
     volumes, _, _ = load_particles(source, sample)
     sample = [i for i in sample if i in volumes]
-    ref, _ = read_mrc(reference, ndim=3)
+    ref, _ = read_mrc(reference, ndim=3, voxel_size=source.voxel_size)
 
     def column(k: int) -> torch.Tensor:
         return torch.tensor([poses[i][k] for i in sample], dtype=torch.float32, device=device)
@@ -299,6 +301,7 @@ def align_particles_file(
     scheduler: str | None = None,
     device: str = "cpu",
     allow_outside: Sequence[str | Path] = (),
+    voxel_size: float | None = None,
     diagnose: bool = True,
     force: bool = False,
     progress: bool = False,
@@ -337,6 +340,10 @@ def align_particles_file(
         Torch device the alignment runs on.
     allow_outside
         Folders outside the STAR file's and the current folder that names may point into.
+    voxel_size
+        Angstrom per voxel of the input MRCs, replacing their headers' (no warning for
+        an unset header); it must agree with the STAR file's ``rlnImagePixelSize`` where
+        that is given. ``None`` reads the headers.
     diagnose
         Judge whether the poses can be trusted and write ``OUT_diagnostics.json``.
     force
@@ -361,9 +368,13 @@ def align_particles_file(
     reference = Path(reference)
     source_box = None
     if tomograms:
-        source_box = read_mrc(reference, ndim=3)[0].shape[-1]
+        source_box = read_mrc(reference, ndim=3, voxel_size=voxel_size)[0].shape[-1]
     source = load_source(
-        particles_star, tomograms=tomograms, box=source_box, allow_outside=allow_outside
+        particles_star,
+        tomograms=tomograms,
+        box=source_box,
+        allow_outside=allow_outside,
+        voxel_size=voxel_size,
     )
     checked_reference(reference, source)
     if tomograms:

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from inversa.alignment import AverageResult, average_particles, poses_from_table, random_subsets
-from inversa.core.io import output_lock, write_mrc
-from inversa.workflows._outputs import check_outputs, map_paths, write_fsc
+from inversa.core.io import check_outputs, output_lock, write_mrc
+from inversa.workflows._outputs import map_paths, write_fsc
 from inversa.workflows._particles import all_particles, load_source, outside_report
 
 __all__ = ["average_particles_file"]
@@ -24,6 +24,7 @@ def average_particles_file(
     box: int | None = None,
     device: str = "cpu",
     allow_outside: Sequence[str | Path] = (),
+    voxel_size: float | None = None,
     force: bool = False,
 ) -> AverageResult:
     """Average the particles of a STAR file at their poses; write map, half maps, FSC.
@@ -47,6 +48,10 @@ def average_particles_file(
         Torch device the average is computed on.
     allow_outside
         Folders outside the STAR file's and the current folder that names may point into.
+    voxel_size
+        Angstrom per voxel of the input MRCs, replacing their headers' (no warning for
+        an unset header); it must agree with the STAR file's ``rlnImagePixelSize`` where
+        that is given. ``None`` reads the headers.
     force
         Overwrite outputs.
 
@@ -62,7 +67,13 @@ def average_particles_file(
     """
     paths = map_paths(Path(out_map))
     check_outputs(list(paths.values()), force=force)
-    source = load_source(particles_star, tomograms=tomograms, box=box, allow_outside=allow_outside)
+    source = load_source(
+        particles_star,
+        tomograms=tomograms,
+        box=box,
+        allow_outside=allow_outside,
+        voxel_size=voxel_size,
+    )
     if tomograms:
         outside_report(source)
     with output_lock(paths["map"]):

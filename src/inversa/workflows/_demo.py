@@ -416,6 +416,10 @@ def _structure_label(config: SimulationConfig) -> str:
     return f"{model.name} ({model.n_atoms} atoms, {2 * model.radius():.0f} Å across)"
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def _data_text(
     data: SimulatedDataset, config: SimulationConfig, *, structure: str, seconds: float
 ) -> str:
@@ -435,9 +439,10 @@ def _data_text(
     )
     return (
         f"Cell-like scene {w}x{h}x{d} voxels at {config.voxel_size:g} Å with "
-        f"{len(data.scene.positions)} copies of {structure} and {config.n_membranes} "
-        f"membranes; {len(angles)} tilts from {float(angles[0]):.0f}° to "
-        f"{float(angles[-1]):.0f}°, {config.dose:g} e/Å² per tilt, Poisson noise, "
+        f"{_count(len(data.scene.positions), 'copy', 'copies')} of {structure} and "
+        f"{_count(config.n_membranes, 'membrane', 'membranes')}; {len(angles)} tilts from "
+        f"{float(angles[0]):.0f}° to {float(angles[-1]):.0f}°, {config.dose:g} e/Å² per tilt, "
+        "Poisson noise, "
         f"{ctf}{misalignment}seed {config.seed}. Simulated in {seconds:.1f} s."
     )
 

@@ -18,9 +18,9 @@ from inversa.alignment import (
     safe_file_stem,
 )
 from inversa.core.errors import InputError
-from inversa.core.io import output_lock, write_mrc
+from inversa.core.io import check_outputs, output_lock, write_mrc
 from inversa.core.parallel import map_items
-from inversa.workflows._outputs import check_outputs, write_particle_star
+from inversa.workflows._outputs import write_particle_star
 from inversa.workflows._particles import ParticleSource, load_particles, load_source, outside_report
 
 __all__ = ["ExtractJobResult", "extract_particles_file"]
@@ -60,6 +60,7 @@ def extract_particles_file(
     out_dir: str | Path,
     scheduler: str | None = None,
     allow_outside: Sequence[str | Path] = (),
+    voxel_size: float | None = None,
     force: bool = False,
 ) -> ExtractJobResult:
     """Cut subtomograms around the particles of a RELION STAR file.
@@ -90,6 +91,10 @@ def extract_particles_file(
         Dask scheduler for the tomograms (``None``: local threads).
     allow_outside
         Folders outside the STAR files' and the current folder that names may point into.
+    voxel_size
+        Angstrom per voxel of the input MRCs, replacing their headers' (no warning for
+        an unset header); it must agree with the STAR file's ``rlnImagePixelSize`` where
+        that is given. ``None`` reads the headers.
     force
         Overwrite existing outputs.
 
@@ -104,7 +109,13 @@ def extract_particles_file(
         existing output, or another run writing ``out_dir`` (all before anything is
         written).
     """
-    source = load_source(particles_star, tomograms=tomograms, box=box, allow_outside=allow_outside)
+    source = load_source(
+        particles_star,
+        tomograms=tomograms,
+        box=box,
+        allow_outside=allow_outside,
+        voxel_size=voxel_size,
+    )
     out = Path(out_dir)
     star_out = out / "particles.star"
     n = len(source.particles)

@@ -1,10 +1,11 @@
-"""Outputs of the subtomogram jobs: checked up front, STAR paths rebased, FSC files."""
+"""Outputs of the subtomogram jobs: STAR paths rebased, FSC and JSON files.
+
+The up-front output check is `inversa.core.io.check_outputs`, shared with the CLI.
+"""
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,81 +13,16 @@ import pandas as pd
 
 from inversa.alignment import AlignmentDiagnostics, AverageResult, rebase_paths
 from inversa.core import io
-from inversa.core.errors import InputError, OutputExistsError
 from inversa.core.io import write_particles
 from inversa.workflows._particles import ParticleSource
 
 __all__ = [
-    "check_outputs",
     "diagnostics_payload",
     "map_paths",
     "write_fsc",
     "write_json",
     "write_particle_star",
 ]
-
-
-def _writable(folder: Path, target: Path) -> None:
-    # os.access misleads on read-only mounts and for root: create and remove a probe.
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".inversa-probe-", dir=folder)
-    except OSError as err:
-        raise InputError(target, f"cannot write in {folder} ({err.strerror or err})") from None
-    os.close(fd)
-    os.unlink(probe)
-
-
-def _existing_ancestor(path: Path) -> Path:
-    parent = path.absolute()
-    while not parent.exists():
-        parent = parent.parent
-    return parent
-
-
-def check_outputs(
-    files: Sequence[Path], *, folders: Sequence[Path] = (), force: bool = False
-) -> None:
-    """Refuse, before any work, outputs that could not all be written.
-
-    Parameters
-    ----------
-    files
-        Output files: none may be a folder or (without ``force``) exist, and each one's
-        folder must exist (or be one of ``folders``) and be writable.
-    folders
-        Output folders the job creates: none may be a file, and the nearest existing
-        folder at or above each must be writable.
-    force
-        Whether existing files may be replaced.
-
-    Raises
-    ------
-    OutputExistsError
-        An output exists and ``force`` is false.
-    InputError
-        An output is a folder, a folder is a file, or a folder is not writable.
-    """
-    for folder in folders:
-        if folder.exists() and not folder.is_dir():
-            raise InputError(folder, "is a file, not a folder")
-        ancestor = _existing_ancestor(folder)
-        if not ancestor.is_dir():
-            raise InputError(folder, f"{ancestor} is a file, not a folder")
-        _writable(ancestor, folder)
-    created = {f.absolute() for f in folders}
-    checked: set[Path] = set()
-    for path in files:
-        if path.is_dir():
-            raise InputError(path, "is a folder, not a file")
-        if path.exists() and not force:
-            raise OutputExistsError(path)
-        parent = path.absolute().parent
-        if parent in checked or parent in created:
-            continue
-        if not parent.is_dir():
-            raise InputError(path, f"parent directory {parent} does not exist")
-        _writable(parent, path)
-        checked.add(parent)
 
 
 def write_particle_star(

@@ -4,11 +4,16 @@ Particles come either as subtomogram MRCs (``rlnImageName``) or as coordinates i
 tomograms (``rlnTomoName`` + ``rlnCenteredCoordinate*Angst``, or RELION 4 / Warp pixel
 coordinates ``rlnCoordinate*``), with the tomograms given as MRC files or as a RELION 5
 ``tomograms.star``. Everything a job needs is checked here before any work starts.
+
+A voxel size given by the user (``--voxel-size``) replaces the header voxel size of every
+input MRC (subtomograms, tomograms, reference); without it a header that leaves the voxel
+size unset (0) warns, naming the file, as `inversa.core.io.read_mrc` does.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +57,12 @@ def _same_size(a: float, b: float) -> bool:
     return abs(a - b) <= _VOXEL_TOLERANCE * max(a, b)
 
 
-def _header(path: Path) -> tuple[tuple[int, int, int], float]:
-    """``(D, H, W)`` and voxel size of an MRC volume, from its header only."""
+def _header(path: Path, voxel_size: float | None = None) -> tuple[tuple[int, int, int], float]:
+    """``(D, H, W)`` and voxel size of an MRC volume, from its header only.
+
+    ``voxel_size`` replaces the header's; an unset (0) or invalid header value reads as
+    1.0 with a warning naming the file, as in `inversa.core.io.read_mrc`.
+    """
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
@@ -65,7 +74,24 @@ def _header(path: Path) -> tuple[tuple[int, int, int], float]:
         raise InputError(path, f"cannot read the MRC header ({err})") from err
     if min(shape) <= 0:
         raise InputError(path, f"MRC header dimensions {shape[::-1]} must be positive")
+    if voxel_size is not None:
+        return shape, float(voxel_size)
+    if not (np.isfinite(voxel) and voxel > 0):
+        warnings.warn(
+            f"{os.fspath(path)}: the header's voxel size is unset (0) or invalid; using "
+            "1.0 A (set it with --voxel-size)",
+            UserWarning,
+            stacklevel=2,
+        )
+        voxel = 1.0
     return shape, voxel
+
+
+def _voxel_mismatch(path: Path, voxel: float, source: ParticleSource) -> InputError:
+    given = " (--voxel-size)" if source.voxel_size is not None else ""
+    return InputError(
+        path, f"voxel size {voxel:g} Å{given} differs from the particles' {source.pixel_size:g} Å"
+    )
 
 
 def read_tomograms_star(
@@ -176,6 +202,8 @@ class ParticleSource:
         ``rlnTomoName`` -> tomogram file.
     box
         Box edge when cutting from tomograms.
+    voxel_size
+        Voxel size (Angstrom) that replaces the header's of every input MRC, or ``None``.
     """
 
     star: Path
@@ -186,6 +214,7 @@ class ParticleSource:
     images: list[Path] | None
     tomograms: dict[str, Path] = field(default_factory=dict)
     box: int = 0
+    voxel_size: float | None = None
 
 
 def _tomogram_pixel_size(
@@ -222,6 +251,7 @@ def load_source(
     tomograms: Sequence[str | Path] | None,
     box: int | None,
     allow_outside: Sequence[str | os.PathLike[str]] = (),
+    voxel_size: float | None = None,
 ) -> ParticleSource:
     """Read a particle STAR file and check where its particles come from.
 
@@ -237,6 +267,11 @@ def load_source(
     allow_outside
         Folders outside the STAR file's and the current folder that file names may
         point into.
+    voxel_size
+        Angstrom per voxel of the input MRCs, replacing their headers' (``--voxel-size``).
+        It sets the particles' pixel size where the headers would (tomograms with a
+        picking table that has no ``rlnImagePixelSize``) and must agree with the STAR
+        file's ``rlnImagePixelSize`` where that is given.
 
     Returns
     -------
@@ -245,9 +280,11 @@ def load_source(
     Raises
     ------
     InputError
-        An empty table, missing columns, unknown tomograms, or a file name that leaves
-        the allowed folders.
+        An empty table, missing columns, unknown tomograms, a file name that leaves
+        the allowed folders, or a ``voxel_size`` that differs from the STAR file's.
     """
+    if voxel_size is not None and not (np.isfinite(voxel_size) and voxel_size > 0):
+        raise InputError(None, f"voxel size must be positive, got {voxel_size}")
     star = Path(star)
     particles, optics = read_particles(star, required=())
     if len(particles) == 0:
@@ -260,8 +297,14 @@ def load_source(
                 "in tomograms pass the tomogram files",
             )
         pixel_size = pixel_size_of(particles, optics, path=star)
+        if voxel_size is not None and not _same_size(voxel_size, pixel_size):
+            raise InputError(
+                star, f"--voxel-size {voxel_size:g} Å differs from the particles' {pixel_size:g} Å"
+            )
         images = image_paths(particles, star_path=star, allow=allow_outside)
-        return ParticleSource(star, particles, particles, optics, pixel_size, images)
+        return ParticleSource(
+            star, particles, particles, optics, pixel_size, images, voxel_size=voxel_size
+        )
     if "rlnTomoName" not in particles.columns:
         raise InputError(star, "particle table lacks column rlnTomoName")
     centred = all(c in particles.columns for c in COORDINATE_COLUMNS)
@@ -275,7 +318,7 @@ def load_source(
         raise InputError(star, "a box size is needed to cut particles from tomograms")
     names = particles["rlnTomoName"].astype(str).tolist()
     mapping = _match_tomograms(names, tomograms, star, allow_outside)
-    headers = {name: _header(path) for name, (path, _) in mapping.items()}
+    headers = {name: _header(path, voxel_size) for name, (path, _) in mapping.items()}
     pixel_size = _tomogram_pixel_size(optics, particles, star, mapping, headers)
     table = particles
     if not centred:
@@ -290,15 +333,15 @@ def load_source(
         )
     table = to_tomogram_frame(table)
     paths = {name: path for name, (path, _) in mapping.items()}
-    return ParticleSource(star, table, particles, optics, pixel_size, None, paths, box)
+    return ParticleSource(
+        star, table, particles, optics, pixel_size, None, paths, box, voxel_size=voxel_size
+    )
 
 
-def _read_tomogram(path: Path, pixel_size: float) -> torch.Tensor:
-    volume, voxel = read_mrc(path, ndim=3, mmap=True)
-    if not _same_size(voxel, pixel_size):
-        raise InputError(
-            path, f"voxel size {voxel:g} Å differs from the particles' {pixel_size:g} Å"
-        )
+def _read_tomogram(path: Path, source: ParticleSource) -> torch.Tensor:
+    volume, voxel = read_mrc(path, ndim=3, mmap=True, voxel_size=source.voxel_size)
+    if not _same_size(voxel, source.pixel_size):
+        raise _voxel_mismatch(path, voxel, source)
     return volume
 
 
@@ -342,7 +385,7 @@ def load_particles(
     if source.images is not None:
         for i in indices:
             try:
-                vol, _ = read_mrc(source.images[i], ndim=3)
+                vol, _ = read_mrc(source.images[i], ndim=3, voxel_size=source.voxel_size)
             except InputError as err:
                 failed[i] = str(err)
                 continue
@@ -354,7 +397,7 @@ def load_particles(
     for name in sorted(set(names[index_array].tolist())):
         rows = index_array[names[index_array] == name]
         tomo_path = source.tomograms[name]
-        tomogram = _read_tomogram(tomo_path, source.pixel_size)
+        tomogram = _read_tomogram(tomo_path, source)
         positions = _tomogram_positions(source, rows, tomogram.shape)
         cut = extract_subtomograms(tomogram, positions, box=source.box)
         coords = torch.from_numpy(
@@ -389,11 +432,9 @@ def outside_report(source: ParticleSource) -> None:
     names = source.particles["rlnTomoName"].astype(str).to_numpy()
     for name, path in source.tomograms.items():
         rows = np.flatnonzero(names == name)
-        shape, voxel = _header(path)
+        shape, voxel = _header(path, source.voxel_size)
         if not _same_size(voxel, source.pixel_size):
-            raise InputError(
-                path, f"voxel size {voxel:g} Å differs from the particles' {source.pixel_size:g} Å"
-            )
+            raise _voxel_mismatch(path, voxel, source)
         pos = _tomogram_positions(source, rows, shape)
         size = torch.tensor(shape[::-1], dtype=torch.float64)
         outside = ~((pos >= -0.5) & (pos <= size - 0.5)).all(dim=1)
@@ -415,11 +456,12 @@ def checked_reference(reference: Path, source: ParticleSource) -> torch.Tensor:
     InputError
         Voxel size or box differ from the particles', or the reference is not a cube.
     """
-    volume, voxel = read_mrc(reference, ndim=3)
+    volume, voxel = read_mrc(reference, ndim=3, voxel_size=source.voxel_size)
     if not _same_size(voxel, source.pixel_size):
+        given = " (--voxel-size)" if source.voxel_size is not None else ""
         raise InputError(
             reference,
-            f"voxel size {voxel:g} Å differs from the particles' {source.pixel_size:g} Å "
+            f"voxel size {voxel:g} Å{given} differs from the particles' {source.pixel_size:g} Å "
             f"({source.star.name})",
         )
     if len(set(volume.shape)) != 1:
@@ -427,7 +469,7 @@ def checked_reference(reference: Path, source: ParticleSource) -> torch.Tensor:
     if source.images is not None:
         # The first particle stands for all: one of another box is reported on its own.
         try:
-            shape = _header(source.images[0])[0]
+            shape = _header(source.images[0], source.voxel_size)[0]
         except InputError:
             shape = None  # reported with that particle
         if shape is not None and shape != tuple(volume.shape):

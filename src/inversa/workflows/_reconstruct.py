@@ -34,7 +34,7 @@ __all__ = [
     "reconstruct_stack",
 ]
 
-METHODS = ("wbp", "sirt", "cgls")
+METHODS = ("wbp", "sirt", "cgls", "cryolithe")
 PREPROCESSING = ("normalize", "log", "none")
 
 
@@ -45,7 +45,10 @@ class ReconstructionConfig:
     Attributes
     ----------
     method
-        ``"wbp"`` (weighted back-projection), ``"sirt"`` or ``"cgls"``.
+        ``"wbp"`` (weighted back-projection), ``"sirt"``, ``"cgls"`` or ``"cryolithe"``
+        (the learned local reconstruction, :mod:`inversa.cryolithe`).
+    model
+        CryoLithe weights file; ``None`` uses the shipped wavelet-head model.
     thickness
         Number of z slices of the tomogram; ``None`` uses the stack width // 2.
     filter, cutoff
@@ -66,6 +69,7 @@ class ReconstructionConfig:
     """
 
     method: str = "wbp"
+    model: str | None = None
     thickness: int | None = None
     filter: str = "ramp"
     cutoff: float = 1.0
@@ -174,7 +178,14 @@ def reconstruct_stack(
         volume_shape=(depth, height, width),
         geometry=geometry.to(device=device, dtype=torch.float32),
     )
-    if config.method == "wbp":
+    if config.method == "cryolithe":
+        from inversa.cryolithe import default_model_path, load_model
+        from inversa.cryolithe import reconstruct as learned
+
+        model, _ = load_model(config.model or default_model_path())
+        shape = (depth, height, width)
+        volume = learned(data, geometry, model=model, shape=shape, device=device)
+    elif config.method == "wbp":
         volume = wbp(data, projector, filter=config.filter, cutoff=config.cutoff)
     elif config.method == "sirt":
         volume, _ = sirt(
@@ -260,7 +271,7 @@ def _reconstruct_item(
 def _check_stack(stack_path: Path) -> None:
     # Cheap checks (header and sidecar only) so that a bad stack stops the job up front.
     if not stack_path.is_file():
-        raise InputError(stack_path, "no such file" if not stack_path.exists() else "not a file")
+        raise InputError(stack_path, "file not found" if not stack_path.exists() else "not a file")
     tilt_series_sidecars(stack_path)  # raises without a .tlt
     try:
         with mrcfile.open(stack_path, mode="r", header_only=True, permissive=False):

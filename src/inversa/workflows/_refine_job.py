@@ -23,9 +23,8 @@ from inversa.alignment import (
     to_subtomogram_frame,
 )
 from inversa.core.errors import InputError
-from inversa.core.io import output_lock, read_mrc, write_mrc
+from inversa.core.io import check_outputs, output_lock, read_mrc, write_mrc
 from inversa.workflows._outputs import (
-    check_outputs,
     diagnostics_payload,
     map_paths,
     write_fsc,
@@ -103,6 +102,7 @@ def refine_particles_file(
     use_priors: bool = False,
     device: str = "cpu",
     allow_outside: Sequence[str | Path] = (),
+    voxel_size: float | None = None,
     diagnose: bool = True,
     force: bool = False,
 ) -> RefineJobResult:
@@ -136,6 +136,10 @@ def refine_particles_file(
         Torch device the refinement runs on.
     allow_outside
         Folders outside the STAR file's and the current folder that names may point into.
+    voxel_size
+        Angstrom per voxel of the input MRCs, replacing their headers' (no warning for
+        an unset header); it must agree with the STAR file's ``rlnImagePixelSize`` where
+        that is given. ``None`` reads the headers.
     diagnose
         Judge whether the poses can be trusted and write ``run_diagnostics.json``.
     force
@@ -157,8 +161,14 @@ def refine_particles_file(
         del paths["diagnostics"]
     check_outputs(list(paths.values()), folders=[out], force=force)
     if reference is not None and tomograms and box is None:
-        box = read_mrc(reference, ndim=3)[0].shape[-1]
-    source = load_source(particles_star, tomograms=tomograms, box=box, allow_outside=allow_outside)
+        box = read_mrc(reference, ndim=3, voxel_size=voxel_size)[0].shape[-1]
+    source = load_source(
+        particles_star,
+        tomograms=tomograms,
+        box=box,
+        allow_outside=allow_outside,
+        voxel_size=voxel_size,
+    )
     ref_volume = None
     if reference is not None:
         ref_volume = checked_reference(Path(reference), source)

@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+
+from inversa.core.fields._configured import ConfiguredModule
 
 __all__ = [
     "FourierFeatures",
@@ -120,7 +121,7 @@ def _frequencies(
     return (torch.eye(d)[:, None, :] * freqs[None, :, None]).reshape(d * m, d)
 
 
-class FourierFeatures(nn.Module):
+class FourierFeatures(ConfiguredModule):
     """Fixed Fourier-feature encoding, ``(..., d) -> (..., out_features)``.
 
     The frequencies are a buffer (saved in the state dict, not trained).
@@ -143,16 +144,6 @@ class FourierFeatures(nn.Module):
         super().__init__()
         self.config = config
         self.register_buffer("frequencies", _frequencies(config, generator))
-
-    @property
-    def in_features(self) -> int:
-        """Input dimension ``d``."""
-        return self.config.dim
-
-    @property
-    def out_features(self) -> int:
-        """Output width."""
-        return self.config.out_features
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Encode ``(..., d)`` points; the result follows ``coords``' dtype and device."""

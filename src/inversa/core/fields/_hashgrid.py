@@ -9,6 +9,8 @@ from functools import cached_property
 import torch
 from torch import nn
 
+from inversa.core.fields._configured import ConfiguredModule
+
 __all__ = ["HashGridConfig", "HashGridEncoding", "hash_grid_corners", "hash_grid_encode"]
 
 # Instant-NGP's spatial-hash primes; the first is 1 so that neighbouring cells along x
@@ -239,7 +241,7 @@ def hash_grid_encode(
     return out.movedim(0, 1).reshape(*coords.shape[:-1], config.out_features)
 
 
-class HashGridEncoding(nn.Module):
+class HashGridEncoding(ConfiguredModule):
     """Learnable multi-resolution hash-grid encoding, ``(..., d) -> (..., L * F)``.
 
     Parameters
@@ -257,16 +259,6 @@ class HashGridEncoding(nn.Module):
         table = torch.empty(config.table_rows, config.n_features)
         table.uniform_(-config.init_scale, config.init_scale, generator=generator)
         self.table = nn.Parameter(table)
-
-    @property
-    def in_features(self) -> int:
-        """Input dimension ``d``."""
-        return self.config.dim
-
-    @property
-    def out_features(self) -> int:
-        """Output width ``L * F``."""
-        return self.config.out_features
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Encode ``(..., d)`` points in ``[0, 1]^d`` as ``(..., L * F)`` features."""

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from inversa.core.fields._configured import ConfiguredModule
+
 __all__ = ["ACTIVATIONS", "MLP", "MLPConfig", "SetMLP", "SetMLPConfig", "masked_mean"]
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -76,7 +78,7 @@ class MLPConfig:
                 raise ValueError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}")
 
 
-class MLP(nn.Module):
+class MLP(ConfiguredModule):
     """Fully connected network applied to the last axis, ``(..., in) -> (..., out)``.
 
     Initialisation: hidden weights Kaiming-uniform for the activation's gain
@@ -91,6 +93,8 @@ class MLP(nn.Module):
     generator
         Source of randomness for the initial weights.
     """
+
+    input_field = "in_features"
 
     def __init__(self, config: MLPConfig, *, generator: torch.Generator | None = None):
         super().__init__()
@@ -108,16 +112,6 @@ class MLP(nn.Module):
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 if layer.bias is not None:
                     layer.bias.zero_()
-
-    @property
-    def in_features(self) -> int:
-        """Input width."""
-        return self.config.in_features
-
-    @property
-    def out_features(self) -> int:
-        """Output width."""
-        return self.config.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the network to ``(..., in)``; returns ``(..., out)``."""

@@ -5,13 +5,15 @@ strict parser of our own) that return PyTorch tensors and pandas tables and turn
 malformed file into one `inversa.core.errors.InputError` naming the file; JSON
 goes through `read_json` and `write_json`. Every writer goes through `atomic_write`: a
 failed write leaves nothing behind, and an existing output is only replaced with
-``force=True``.
+``force=True``; `check_outputs` refuses unwritable outputs before any work and
+`output_folder` removes what a failed run created.
 """
 
 from inversa.core.io._atomic import atomic_write
 from inversa.core.io._json import read_json, write_json
 from inversa.core.io._lock import output_lock
 from inversa.core.io._mrc import read_mrc, write_mrc
+from inversa.core.io._outputs import check_outputs, output_folder
 from inversa.core.io._star import (
     RELION5_PARTICLE_COLUMNS,
     make_optics_table,
@@ -25,7 +27,9 @@ from inversa.core.io._tilt import read_tlt, read_xf, write_tlt, write_xf
 __all__ = [
     "RELION5_PARTICLE_COLUMNS",
     "atomic_write",
+    "check_outputs",
     "make_optics_table",
+    "output_folder",
     "output_lock",
     "read_json",
     "read_mrc",

@@ -9,6 +9,7 @@ from typing import Any
 
 from inversa.core.errors import InputError
 from inversa.core.io._atomic import atomic_write
+from inversa.core.io._read import read_input_bytes
 
 __all__ = ["read_json", "write_json"]
 
@@ -72,13 +73,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         The file is missing, unreadable, not UTF-8, or not valid JSON (the message gives
         the line and column).
     """
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read file ({err.strerror or err})") from None
+    raw = read_input_bytes(path)
     try:
         return json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as err:

@@ -11,7 +11,6 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,7 @@ import starfile
 
 from inversa.core.errors import InputError
 from inversa.core.io._atomic import atomic_write
+from inversa.core.io._read import read_input_bytes
 
 __all__ = [
     "RELION5_PARTICLE_COLUMNS",
@@ -260,13 +260,7 @@ def read_star(path: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
     InputError
         The file is missing, unreadable, holds no data block, or is malformed.
     """
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read file ({err.strerror or err})") from None
-    return _parse_star(path, _decode(raw))
+    return _parse_star(path, _decode(read_input_bytes(path)))
 
 
 def write_star(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -10,18 +11,18 @@ import torch
 
 from inversa.core.errors import InputError
 from inversa.core.io._atomic import atomic_write
+from inversa.core.io._read import read_input_bytes
 
 __all__ = ["read_tlt", "read_xf", "write_tlt", "write_xf"]
 
 
 def _numeric_rows(path: str | os.PathLike[str], n_fields: int) -> list[list[float]]:
     """Parse a whitespace-separated text file with ``n_fields`` numbers per non-blank line."""
+    raw = read_input_bytes(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.readlines()
-    except FileNotFoundError as err:
-        raise InputError(path, "file not found") from err
-    except (OSError, UnicodeDecodeError) as err:
+        # newline=None: the universal newlines of a file opened as text.
+        lines = io.StringIO(raw.decode("utf-8"), newline=None).readlines()
+    except UnicodeDecodeError as err:
         raise InputError(path, f"cannot read text file ({err})") from err
     rows = []
     for number, line in enumerate(lines, start=1):

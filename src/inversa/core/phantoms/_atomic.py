@@ -412,10 +412,8 @@ def reference_density(
 
     Parameters
     ----------
-    model
-        The atoms.
-    voxel_size
-        Voxel edge in Angstrom.
+    model, voxel_size
+        As in :func:`density_from_atoms`.
     box
         Edge of the cube in voxels.
     resolution

@@ -1,0 +1,60 @@
+"""``inversa cryolithe train``: train the CryoLithe network on simulated tilt series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import typer
+
+from inversa.cli._app import app
+from inversa.cli._options import Device, Force, check_outputs
+
+cryolithe_app = typer.Typer(
+    help="CryoLithe: learned local reconstruction of tilt series.", no_args_is_help=True
+)
+app.add_typer(cryolithe_app, name="cryolithe")
+
+
+@cryolithe_app.command("train")
+def train(
+    out_dir: Path = typer.Argument(..., help="Output folder (weights, checkpoint, record)."),
+    head: Literal["pixel", "wavelet", "both"] = typer.Option(
+        "both", "--head", help="pixel, wavelet or both."
+    ),
+    quick: bool = typer.Option(False, "--quick", help="A tiny run (seconds), for a smoke test."),
+    steps: int = typer.Option(None, "--steps", min=1, help="Optimiser steps (default 1000)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in OUT_DIR."),
+    threads: int = typer.Option(0, "--threads", min=0, help="Torch CPU threads (0: default)."),
+    device: str = Device,
+    force: bool = Force,
+) -> None:
+    """Train on simulated tilt series; write cryolithe_HEAD.safetensors and training_HEAD.json."""
+    import torch
+
+    from inversa.cryolithe import train_and_save
+
+    heads = ["pixel", "wavelet"] if head == "both" else [head]
+    files = [
+        out_dir / f"{n}_{h}{e}"
+        for h in heads
+        for n, e in (("cryolithe", ".safetensors"), ("training", ".json"))
+    ]
+    check_outputs(files, folders=[out_dir], force=force or resume)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    # No output_folder(): an interrupted run must keep its checkpoint for --resume.
+    for h in heads:
+        path, info = train_and_save(
+            out_dir,
+            head=h,
+            steps=steps,
+            quick=quick,
+            resume=resume,
+            device=device,
+            force=force or resume,
+        )
+        typer.echo(
+            f"{path}: {info['parameters']} parameters, loss {info['final_loss']:.4g}, "
+            f"{info['training_seconds']:.0f} s"
+        )

@@ -1,0 +1,113 @@
+"""``inversa icetide`` and ``inversa align-tilts``: joint alignment + reconstruction, peers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import typer
+
+from inversa.cli._app import app
+from inversa.cli._options import Device, Force, check_outputs, output_folder
+from inversa.core.errors import InputError
+
+
+def _check_input(path: Path) -> None:
+    if not path.is_file():
+        raise InputError(path, "file not found" if not path.exists() else "not a file")
+
+
+@app.command()
+def icetide(
+    tiltseries: Path = typer.Argument(..., help="Raw tilt-series MRC stack (square, even size)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    angles: Path = typer.Option(None, help=".tlt file (default: the stack's .tlt sidecar)."),
+    xf: Path = typer.Option(None, help="Starting IMOD .xf (default: start from zero)."),
+    steps: int = typer.Option(1500, min=1, help="Optimiser steps."),
+    local_grid: int = typer.Option(
+        10, "--local-grid", min=0, help="Local-field control points per axis (0: rigid only)."
+    ),
+    thickness: int = typer.Option(None, min=1, help="Volume depth in voxels (default W/2)."),
+    rays: int = typer.Option(2048, min=1, help="Random detector pixels per step."),
+    samples: int = typer.Option(64, min=2, help="Samples per ray."),
+    seed: int = typer.Option(0, help="Random seed."),
+    device: str = Device,
+    force: bool = Force,
+) -> None:
+    """Fit a neural-field volume with per-tilt shifts, rotations and local fields.
+
+    Writes volume.mrc, aligned.xf, local_fields.npz, corrected_wbp.mrc and log.json;
+    checkpoints to checkpoint.pt, from which a rerun into the same folder resumes.
+    """
+    from inversa.core.training import TrainingDiverged
+    from inversa.icetide import IceTideConfig, icetide_paths, read_tilt_series, run_icetide
+
+    for path in (tiltseries, angles, xf):
+        if path is not None:
+            _check_input(path)
+    if 0 < local_grid < 4:
+        raise InputError(None, f"--local-grid must be 0 or at least 4, got {local_grid}")
+    inputs = [p for p in (tiltseries, angles, xf) if p is not None]
+    check_outputs(list(icetide_paths(out).values()), folders=[out], force=force, inputs=inputs)
+    read_tilt_series(tiltseries, angles_path=angles, xf_path=xf)  # every input checked first
+    config = IceTideConfig(
+        steps=steps,
+        rays_per_step=rays,
+        samples_per_ray=samples,
+        local_grid=local_grid,
+        thickness=thickness,
+        seed=seed,
+    )
+    diverged = None
+    with output_folder(out):
+        try:
+            result, paths = run_icetide(
+                tiltseries,
+                out,
+                config=config,
+                angles_path=angles,
+                xf_path=xf,
+                device=device,
+                force=force,
+                progress=True,
+            )
+        except TrainingDiverged as exc:  # keep the last good checkpoint: no exception here
+            diverged = exc
+    if diverged is not None:
+        typer.echo(f"error: {diverged} (last good checkpoint: {out / 'checkpoint.pt'})", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"icetide: {steps} steps in {result.seconds:.1f} s -> {out}")
+    for role, path in paths.items():
+        typer.echo(f"  {role:14s} {path}")
+
+
+@app.command("align-tilts")
+def align_tilts(
+    tiltseries: Path = typer.Argument(..., help="Raw tilt-series MRC stack (square, even size)."),
+    method: Literal["xcorr", "projmatch"] = typer.Option(
+        "xcorr", help="xcorr (IMOD-like) or projmatch (AreTomo-like)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output IMOD .xf file."),
+    angles: Path = typer.Option(None, help=".tlt file (default: the stack's .tlt sidecar)."),
+    thickness: int = typer.Option(
+        None, min=1, help="projmatch: reconstruction depth in voxels (default W/2)."
+    ),
+    iterations: int = typer.Option(4, min=1, help="projmatch: rounds."),
+    force: bool = Force,
+) -> None:
+    """Align a tilt series with a classical method and write the IMOD .xf."""
+    from inversa.core import io
+    from inversa.icetide import align_projmatch, align_xcorr, read_tilt_series
+
+    for path in (tiltseries, angles):
+        if path is not None:
+            _check_input(path)
+    inputs = [p for p in (tiltseries, angles) if p is not None]
+    check_outputs([out], force=force, inputs=inputs)
+    stack, geometry, _ = read_tilt_series(tiltseries, angles_path=angles)
+    if method == "xcorr":
+        found = align_xcorr(stack, geometry.angles)
+    else:
+        found = align_projmatch(stack, geometry.angles, thickness=thickness, iterations=iterations)
+    io.write_xf(out, found, force=force)
+    typer.echo(f"align-tilts ({method}): {geometry.n_tilts} tilts -> {out}")

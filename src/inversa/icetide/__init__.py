@@ -1,0 +1,66 @@
+"""ICE-TIDE: joint tilt-series alignment and reconstruction with a neural field.
+
+- :func:`fit_icetide` fits a hash-grid :class:`~inversa.core.fields.NeuralField` volume
+  together with per-tilt shifts, in-plane rotations and B-spline local fields
+  (:class:`TiltDeformation`) by rendering rays through the field (:func:`render_rays`),
+  configured by :class:`IceTideConfig`; :func:`write_icetide` writes its outputs.
+- Classical peers on the tomography core: :func:`align_xcorr` (IMOD-like cumulative
+  cross-correlation with cosine stretching) and :func:`align_projmatch` (AreTomo-like
+  projection matching).
+- :func:`alignment_errors` scores a found alignment against the truth.
+
+See ``docs/icetide.md``.
+"""
+
+from inversa.icetide._deformation import TiltDeformation, bspline_at, rigid_xf, xf_to_rigid
+from inversa.icetide._files import (
+    ICETIDE_OUTPUTS,
+    icetide_paths,
+    read_tilt_series,
+    run_icetide,
+    write_icetide,
+)
+from inversa.icetide._fit import (
+    IceTideConfig,
+    IceTideModel,
+    IceTideResult,
+    check_stack,
+    corrected_stack,
+    fit_icetide,
+    normalise_stack,
+    reconstruct_corrected,
+)
+from inversa.icetide._peers import (
+    align_projmatch,
+    align_xcorr,
+    alignment_errors,
+    cross_correlation_shift,
+)
+from inversa.icetide._render import ray_half_length, render_rays, volume_to_unit
+
+__all__ = [
+    "ICETIDE_OUTPUTS",
+    "IceTideConfig",
+    "IceTideModel",
+    "IceTideResult",
+    "TiltDeformation",
+    "align_projmatch",
+    "align_xcorr",
+    "alignment_errors",
+    "bspline_at",
+    "check_stack",
+    "corrected_stack",
+    "cross_correlation_shift",
+    "fit_icetide",
+    "icetide_paths",
+    "normalise_stack",
+    "ray_half_length",
+    "read_tilt_series",
+    "reconstruct_corrected",
+    "render_rays",
+    "rigid_xf",
+    "run_icetide",
+    "volume_to_unit",
+    "write_icetide",
+    "xf_to_rigid",
+]

@@ -1,0 +1,205 @@
+"""Per-tilt deformation model: shift, in-plane rotation and a B-spline local field.
+
+The model is the simulator's (:mod:`inversa.tomography`): raw pixel ``r`` of tilt ``t``
+(pixels about the image centre, components ``(x, y)``) shows the ideal projection at
+
+``s = R(phi_t) r + d_t + D_t(r)``
+
+with ``R(phi_t)`` the in-plane rotation about the image centre, ``d_t`` the shift and
+``D_t`` a uniform cubic B-spline over a ``G x G`` control grid spanning the image (the
+parameterisation of :func:`inversa.tomography.bspline_field`). ``[R | d]`` is exactly an
+IMOD ``.xf`` transform, so a fitted model is written as one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from inversa.core.errors import InputError
+
+__all__ = ["TiltDeformation", "bspline_at", "rigid_xf", "xf_to_rigid"]
+
+
+def _cubic_weights(u: torch.Tensor) -> torch.Tensor:
+    """``(..., 4)`` uniform cubic B-spline weights at fractional position ``u`` in [0, 1]."""
+    return torch.stack(
+        [
+            (1 - u) ** 3 / 6,
+            (3 * u**3 - 6 * u**2 + 4) / 6,
+            (-3 * u**3 + 3 * u**2 + 3 * u + 1) / 6,
+            u**3 / 6,
+        ],
+        dim=-1,
+    )
+
+
+def _axis_taps(p: torch.Tensor, n: int, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # Pixel index p maps to spline parameter p (g - 3) / (n - 1), as bspline_field; points
+    # off the image keep the end segment's polynomial (clamped parameter) so the field
+    # stays bounded there.
+    t = (p * ((g - 3) / max(n - 1, 1))).clamp(0, g - 3)
+    seg = torch.clamp(torch.floor(t.detach()), max=g - 4).to(torch.int64)
+    return seg, _cubic_weights(t - seg)
+
+
+def bspline_at(control: torch.Tensor, points: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Evaluate per-tilt B-spline fields at arbitrary points.
+
+    On pixel centres this equals :func:`inversa.tomography.bspline_field`.
+
+    Parameters
+    ----------
+    control
+        ``(T, Gy, Gx, C)`` control values.
+    points
+        ``(T, N, 2)`` positions ``(x, y)`` in pixels about the image centre.
+    shape
+        ``(H, W)`` of the images.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(T, N, C)``; differentiable in ``control`` and ``points``.
+    """
+    t, gy, gx, c = control.shape
+    h, w = shape
+    sy, wy = _axis_taps(points[..., 1] + h // 2, h, gy)  # (T, N), (T, N, 4)
+    sx, wx = _axis_taps(points[..., 0] + w // 2, w, gx)
+    k = torch.arange(4, device=points.device)
+    rows = (sy[..., :, None] + k)[..., :, None] * gx + (sx[..., :, None] + k)[..., None, :]
+    weights = (wy[..., :, None] * wx[..., None, :]).to(control.dtype)  # (T, N, 4, 4)
+    flat = control.reshape(t, gy * gx, c)
+    n = points.shape[1]
+    taps = torch.gather(flat, 1, rows.reshape(t, n * 16, 1).expand(-1, -1, c))
+    return (taps.reshape(t, n, 16, c) * weights.reshape(t, n, 16, 1)).sum(dim=2)
+
+
+def rigid_xf(rotation_deg: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """IMOD transforms ``(T, 2, 3)`` from rotations ``(T,)`` (degrees) and shifts ``(T, 2)``."""
+    phi = torch.deg2rad(rotation_deg)
+    c, s = torch.cos(phi), torch.sin(phi)
+    a = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+    return torch.cat([a, shift[..., None]], dim=-1)
+
+
+def xf_to_rigid(xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotation ``(T,)`` in degrees and shift ``(T, 2)`` of IMOD transforms ``(T, 2, 3)``.
+
+    The rotation is that of the matrix's rotational part (its polar factor's angle);
+    a scale or skew in the matrix is dropped.
+    """
+    a = xf[:, :, :2]
+    phi = torch.atan2(a[:, 1, 0] - a[:, 0, 1], a[:, 0, 0] + a[:, 1, 1])
+    return torch.rad2deg(phi), xf[:, :, 2].clone()
+
+
+class TiltDeformation(nn.Module):
+    """Learnable deformation of every tilt image: ``s = R r + d + D(r)``.
+
+    Parameters
+    ----------
+    n_tilts
+        Number of tilt images ``T``.
+    image_shape
+        ``(H, W)`` of the tilt images.
+    grid
+        Control points per image axis of the local field (>= 4), or 0 for none.
+    xf
+        Optional ``(T, 2, 3)`` starting IMOD transforms (rotation and shift are taken
+        from them); ``None`` starts at the identity.
+
+    Attributes
+    ----------
+    shift
+        ``(T, 2)`` pixels, ``(x, y)``.
+    rotation
+        ``(T,)`` degrees, counter-clockwise in ``(x, y)``.
+    control
+        ``(T, G, G, 2)`` local control vectors in pixels (``(T, 0, 0, 2)`` when ``grid`` is 0).
+    """
+
+    def __init__(
+        self,
+        n_tilts: int,
+        image_shape: tuple[int, int],
+        *,
+        grid: int = 10,
+        xf: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if grid != 0 and grid < 4:
+            raise InputError(None, f"local grid needs 0 (off) or >= 4 control points, got {grid}")
+        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
+        rotation = torch.zeros(n_tilts, dtype=torch.float64)
+        shift = torch.zeros(n_tilts, 2, dtype=torch.float64)
+        if xf is not None:
+            if tuple(xf.shape) != (n_tilts, 2, 3):
+                raise InputError(None, f"xf must be ({n_tilts}, 2, 3), got {tuple(xf.shape)}")
+            rotation, shift = xf_to_rigid(xf.to(torch.float64))
+        self.shift = nn.Parameter(shift.float())
+        self.rotation = nn.Parameter(rotation.float())
+        self.control = nn.Parameter(torch.zeros(n_tilts, grid, grid, 2))
+
+    @property
+    def grid(self) -> int:
+        """Control points per axis of the local field (0: none)."""
+        return int(self.control.shape[1])
+
+    def forward(
+        self,
+        points: torch.Tensor,
+        tilts: torch.Tensor | None = None,
+        *,
+        rotate: bool = True,
+        local: bool = True,
+    ) -> torch.Tensor:
+        """Map raw-image points to ideal detector positions.
+
+        Parameters
+        ----------
+        points
+            ``(T', N, 2)`` raw-image positions ``(x, y)`` about the image centre.
+        tilts
+            ``(T',)`` indices of the tilts the rows of ``points`` belong to; ``None``: all.
+        rotate, local
+            Whether the rotation and the local field take part (and get gradients); the
+            coarse-to-fine schedule switches them on in turn.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(T', N, 2)`` ideal detector positions ``(u, v)``.
+        """
+        idx = slice(None) if tilts is None else tilts
+        shift = self.shift[idx].to(points.dtype)
+        rotation = self.rotation[idx].to(points.dtype)
+        if not rotate:
+            rotation = rotation.detach()
+        phi = torch.deg2rad(rotation)
+        c, s = torch.cos(phi)[:, None], torch.sin(phi)[:, None]
+        x, y = points[..., 0], points[..., 1]
+        out = torch.stack([c * x - s * y, s * x + c * y], dim=-1) + shift[:, None, :]
+        if self.grid > 0:
+            control = self.control[idx].to(points.dtype)
+            if not local:
+                control = control.detach()
+            out = out + bspline_at(control, points, self.image_shape)
+        return out
+
+    def xf(self) -> torch.Tensor:
+        """Return the rigid part as IMOD transforms ``(T, 2, 3)``, float64, detached."""
+        return rigid_xf(self.rotation.detach().double(), self.shift.detach().double())
+
+    def displacement(self) -> torch.Tensor:
+        """Local fields on the pixel grid, ``(T, H, W, 2)`` float64 (zeros when off)."""
+        h, w = self.image_shape
+        t = self.shift.shape[0]
+        if self.grid == 0:
+            return torch.zeros(t, h, w, 2, dtype=torch.float64)
+        y = torch.arange(h, dtype=torch.float64) - h // 2
+        x = torch.arange(w, dtype=torch.float64) - w // 2
+        yy, xx = torch.meshgrid(y, x, indexing="ij")
+        pts = torch.stack([xx, yy], -1).reshape(1, h * w, 2).expand(t, -1, -1)
+        field = bspline_at(self.control.detach().double(), pts, self.image_shape)
+        return field.reshape(t, h, w, 2)

@@ -1,0 +1,409 @@
+"""ICE-TIDE: one neural field and per-tilt deformations fitted to a raw tilt series.
+
+The volume is a hash-grid :class:`~inversa.core.fields.NeuralField`; each tilt has a
+:class:`~inversa.icetide.TiltDeformation`. A step draws random raw pixels of random tilts,
+maps them through the deformation to ideal detector positions, integrates the field
+along those rays with jittered samples (:func:`~inversa.icetide.render_rays`) and takes
+the L1 distance to the normalised data plus small L1 penalties on the shifts, rotations
+and local control vectors. Coarse to fine: only the shifts (and the volume) move at
+first, the rotations join at ``rotation_start`` and the local fields at ``local_start``
+(fractions of the run). Training, checkpoints, resume and the divergence check are
+:func:`inversa.core.training.train`'s.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from inversa.core.errors import InputError
+from inversa.core.fields import HashGridConfig, MLPConfig, NeuralField, NeuralFieldConfig
+from inversa.core.training import TrainConfig, train
+from inversa.icetide._deformation import TiltDeformation, bspline_at
+from inversa.icetide._render import render_rays
+from inversa.tomography import TiltGeometry, TiltSeriesProjector, invert_xf, warp_images, wbp
+
+__all__ = [
+    "IceTideConfig",
+    "IceTideModel",
+    "IceTideResult",
+    "check_stack",
+    "corrected_stack",
+    "fit_icetide",
+    "normalise_stack",
+    "reconstruct_corrected",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class IceTideConfig:
+    """How to fit ICE-TIDE.
+
+    Attributes
+    ----------
+    steps
+        Optimiser steps.
+    rays_per_step
+        Random raw pixels (over all tilts) per step.
+    samples_per_ray
+        Jittered samples along each ray (one per depth interval).
+    local_grid
+        Control points per axis of the local fields (0: rigid alignment only).
+    thickness
+        Depth ``D`` of the reconstructed box in voxels; ``None``: ``W // 2``.
+    n_levels, n_features, log2_table_size, base_resolution
+        Hash grid; its finest level has as many cells as the largest volume side.
+    hidden
+        Hidden widths of the MLP.
+    lr_volume, lr_shift, lr_rotation, lr_local
+        Adam learning rates (field; shifts in px; rotations in degrees; control in px).
+    penalty_shift, penalty_rotation, penalty_local
+        Weights of the L1 penalties (mean absolute value, in px or degrees).
+    rotation_start, local_start
+        Fractions of ``steps`` at which rotations and local fields start moving.
+    checkpoint_every
+        Steps between checkpoints (when a checkpoint path is given).
+    seed
+        Seeds the initialisation and every step's random pixels and jitter.
+    """
+
+    steps: int = 1500
+    rays_per_step: int = 2048
+    samples_per_ray: int = 64
+    local_grid: int = 10
+    thickness: int | None = None
+    n_levels: int = 8
+    n_features: int = 2
+    log2_table_size: int = 18
+    base_resolution: int = 8
+    hidden: tuple[int, ...] = (64, 64)
+    lr_volume: float = 1e-2
+    lr_shift: float = 5e-2
+    lr_rotation: float = 1e-2
+    lr_local: float = 1e-2
+    penalty_shift: float = 1e-4
+    penalty_rotation: float = 1e-4
+    penalty_local: float = 1e-3
+    rotation_start: float = 0.2
+    local_start: float = 0.5
+    checkpoint_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.rays_per_step < 1 or self.samples_per_ray < 2:
+            raise InputError(None, "steps >= 0, rays_per_step >= 1, samples_per_ray >= 2 needed")
+        if self.local_grid != 0 and self.local_grid < 4:
+            raise InputError(None, f"local_grid must be 0 or >= 4, got {self.local_grid}")
+        if not 0 <= self.rotation_start <= self.local_start <= 1:
+            raise InputError(None, "need 0 <= rotation_start <= local_start <= 1")
+        if self.thickness is not None and self.thickness < 1:
+            raise InputError(None, f"thickness must be positive, got {self.thickness}")
+
+
+@dataclass(frozen=True)
+class IceTideResult:
+    """What :func:`fit_icetide` found.
+
+    Attributes
+    ----------
+    volume
+        ``(D, H, W)`` field sampled at the voxel centres (units of the normalised data).
+    xf
+        ``(T, 2, 3)`` rigid alignment as IMOD transforms (raw -> aligned), float64.
+    control
+        ``(T, G, G, 2)`` local B-spline control vectors in pixels (``G = 0``: none).
+    displacement
+        ``(T, H, W, 2)`` local fields on the pixel grid, components ``(x, y)`` in pixels.
+    history
+        Logged training entries (step, loss).
+    seconds
+        Wall-clock seconds of the fit.
+    """
+
+    volume: torch.Tensor
+    xf: torch.Tensor
+    control: torch.Tensor
+    displacement: torch.Tensor
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def check_stack(stack: torch.Tensor, n_angles: int, *, path: Path | None = None) -> None:
+    """Refuse what ICE-TIDE cannot fit: a non-square or odd-sized stack, NaNs, a bad count.
+
+    Raises
+    ------
+    InputError
+        Naming ``path`` and the problem.
+    """
+    if stack.ndim != 3:
+        raise InputError(path, f"a tilt series must be (T, H, W), got {tuple(stack.shape)}")
+    t, h, w = stack.shape
+    if h != w or h % 2:
+        raise InputError(path, f"tilt images must be square with an even size, got {h} x {w}")
+    if t != n_angles:
+        raise InputError(path, f"has {t} tilt images but the angles list {n_angles}")
+    if not bool(torch.isfinite(stack).all()):
+        raise InputError(path, "contains NaN or infinite values")
+
+
+def normalise_stack(stack: torch.Tensor) -> torch.Tensor:
+    """Per tilt ``(mean - x) / mean`` (density bright), scaled to unit overall std.
+
+    Parameters
+    ----------
+    stack
+        ``(T, H, W)`` raw counts.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(T, H, W)`` float32 contrast.
+    """
+    x = stack.to(torch.float32)
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    y = (mean - x) / torch.where(mean.abs() > 0, mean, 1.0)
+    std = y.std()
+    return y / std if std > 0 else y
+
+
+class IceTideModel(nn.Module):
+    """The volume field and the per-tilt deformations, trained together.
+
+    Parameters
+    ----------
+    volume_shape
+        ``(D, H, W)`` of the reconstructed box.
+    angles
+        ``(T,)`` tilt angles in degrees (not refined).
+    config
+        Field sizes and the local grid.
+    xf
+        Optional ``(T, 2, 3)`` starting alignment.
+    generator
+        Initialisation randomness.
+    """
+
+    def __init__(
+        self,
+        volume_shape: tuple[int, int, int],
+        angles: torch.Tensor,
+        *,
+        config: IceTideConfig,
+        xf: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.volume_shape = tuple(int(n) for n in volume_shape)
+        finest = max(max(self.volume_shape), config.base_resolution)
+        enc = HashGridConfig(
+            dim=3,
+            n_levels=config.n_levels,
+            n_features=config.n_features,
+            log2_table_size=config.log2_table_size,
+            base_resolution=min(config.base_resolution, finest),
+            max_resolution=finest,
+        )
+        mlp = MLPConfig(in_features=enc.out_features, out_features=1, hidden_features=config.hidden)
+        self.field = NeuralField(NeuralFieldConfig(encoding=enc, mlp=mlp), generator=generator)
+        _, h, w = self.volume_shape
+        self.deformation = TiltDeformation(len(angles), (h, w), grid=config.local_grid, xf=xf)
+        self.register_buffer("angles", angles.detach().to(torch.float32).clone())
+
+    def render(
+        self,
+        points: torch.Tensor,
+        tilts: torch.Tensor,
+        *,
+        n_samples: int,
+        jitter: torch.Tensor | None = None,
+        rotate: bool = True,
+        local: bool = True,
+    ) -> torch.Tensor:
+        """Predicted raw pixel values ``(R, N)`` at raw points ``(R, N, 2)`` of tilts ``(R,)``."""
+        ideal = self.deformation(points, tilts, rotate=rotate, local=local)
+        return render_rays(
+            self.field,
+            self.angles[tilts],
+            ideal,
+            volume_shape=self.volume_shape,
+            n_samples=n_samples,
+            jitter=jitter,
+        )
+
+
+def corrected_stack(
+    stack: torch.Tensor, xf: torch.Tensor, control: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Resample raw images into the ideal frame, undoing ``s = A r + d + D(r)``.
+
+    The inverse map is taken to first order in the local field: raw position
+    ``A^{-1}(s - d) - A^{-1} D(A^{-1}(s - d))`` for ideal position ``s``.
+
+    Parameters
+    ----------
+    stack
+        ``(T, H, W)`` raw images.
+    xf
+        ``(T, 2, 3)`` rigid transforms.
+    control
+        ``(T, G, G, 2)`` local control vectors, or ``None``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(T, H, W)`` aligned images, ready for an alignment-free reconstruction.
+    """
+    t, h, w = stack.shape
+    inv = invert_xf(xf.to(torch.float64))
+    if control is None or control.shape[1] == 0:
+        return warp_images(stack, inv)
+    y = torch.arange(h, dtype=torch.float64) - h // 2
+    x = torch.arange(w, dtype=torch.float64) - w // 2
+    yy, xx = torch.meshgrid(y, x, indexing="ij")
+    s = torch.stack([xx, yy], -1).reshape(1, h * w, 2)
+    a_inv = inv[:, :, :2]
+    r0 = s @ a_inv.mT + inv[:, None, :, 2]  # (T, HW, 2)
+    local = bspline_at(control.to(torch.float64), r0, (h, w))
+    displacement = -(local @ a_inv.mT)
+    return warp_images(stack, inv, displacement=displacement.reshape(t, h, w, 2))
+
+
+def _optimizer(model: IceTideModel, config: IceTideConfig) -> torch.optim.Optimizer:
+    d = model.deformation
+    return torch.optim.Adam(
+        [
+            {"params": list(model.field.parameters()), "lr": config.lr_volume},
+            {"params": [d.shift], "lr": config.lr_shift},
+            {"params": [d.rotation], "lr": config.lr_rotation},
+            {"params": [d.control], "lr": config.lr_local},
+        ],
+        betas=(0.9, 0.99),
+        eps=1e-15,
+    )
+
+
+def fit_icetide(
+    stack: torch.Tensor,
+    geometry: TiltGeometry,
+    *,
+    config: IceTideConfig,
+    device: str | torch.device = "cpu",
+    checkpoint: Path | None = None,
+    progress: bool = False,
+) -> IceTideResult:
+    """Fit the volume and the alignment of a raw tilt series.
+
+    Parameters
+    ----------
+    stack
+        ``(T, H, W)`` raw tilt series (counts, density dark), ``H == W`` even.
+    geometry
+        Tilt angles (degrees) and optionally a starting ``.xf`` (``geometry.xf``).
+    config
+        Sizes, rates, penalties and the schedule.
+    device
+        Torch device of the fit.
+    checkpoint
+        ``.pt`` file for checkpoints; a run with an existing one resumes from it.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    IceTideResult
+
+    Raises
+    ------
+    InputError
+        For a stack that :func:`check_stack` refuses.
+    inversa.core.training.TrainingDiverged
+        When the loss stops being finite (the checkpoint keeps the last good step).
+    """
+    check_stack(stack, geometry.n_tilts)
+    t0 = time.perf_counter()
+    t, h, w = stack.shape
+    shape = (config.thickness or w // 2, h, w)
+    device = torch.device(device)
+    data = normalise_stack(stack).to(device)
+    gen = torch.Generator().manual_seed(config.seed)
+    model = IceTideModel(shape, geometry.angles, config=config, xf=geometry.xf, generator=gen)
+    model.to(device)
+    optimizer = _optimizer(model, config)
+    n, s = config.rays_per_step, config.samples_per_ray
+    rot_step = round(config.rotation_start * config.steps)
+    local_step = round(config.local_start * config.steps)
+    shift0 = model.deformation.shift.detach().clone()
+
+    def loss_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        # Randomness from the step alone: a resumed run draws what the uninterrupted one did.
+        g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        tilts = torch.randint(0, t, (n,), generator=g)
+        iy = torch.randint(0, h, (n,), generator=g)
+        ix = torch.randint(0, w, (n,), generator=g)
+        jitter = torch.rand(n, 1, s, generator=g)
+        pts = torch.stack([ix - w // 2, iy - h // 2], -1).to(torch.float32)[:, None, :]
+        tilts, pts, jitter = tilts.to(device), pts.to(device), jitter.to(device)
+        pred = model.render(
+            pts,
+            tilts,
+            n_samples=s,
+            jitter=jitter,
+            rotate=step >= rot_step,
+            local=step >= local_step,
+        )[:, 0]
+        target = data[tilts, iy.to(device), ix.to(device)]
+        fit = (pred - target).abs().mean()
+        d = model.deformation
+        penalty = (
+            config.penalty_shift * (d.shift - shift0.to(device)).abs().mean()
+            + config.penalty_rotation * d.rotation.abs().mean()
+        )
+        if d.grid > 0:
+            penalty = penalty + config.penalty_local * d.control.abs().mean()
+        return fit + penalty, {"data_l1": float(fit.detach())}
+
+    result = train(
+        model=model,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        config=TrainConfig(
+            steps=config.steps,
+            checkpoint=checkpoint,
+            checkpoint_every=config.checkpoint_every,
+            progress=progress,
+            description="icetide",
+            log_every=max(1, config.steps // 100),
+        ),
+    )
+    model.eval()
+    volume = model.field.sample_grid(shape)[..., 0].detach().cpu()
+    d = model.deformation.cpu()
+    return IceTideResult(
+        volume=volume,
+        xf=d.xf(),
+        control=d.control.detach().double().clone(),
+        displacement=d.displacement(),
+        history=result.history,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def reconstruct_corrected(
+    stack: torch.Tensor,
+    angles: torch.Tensor,
+    xf: torch.Tensor,
+    *,
+    control: torch.Tensor | None = None,
+    thickness: int | None = None,
+) -> torch.Tensor:
+    """WBP ``(D, H, W)`` of a raw stack corrected with an alignment (rigid + local)."""
+    _t, h, w = stack.shape
+    aligned = corrected_stack(normalise_stack(stack).double(), xf, control)
+    geom = TiltGeometry(angles=angles.to(torch.float64))
+    projector = TiltSeriesProjector(volume_shape=(thickness or w // 2, h, w), geometry=geom)
+    return wbp(aligned, projector).float()

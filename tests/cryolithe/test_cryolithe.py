@@ -1,0 +1,222 @@
+"""CryoLithe: patches, wavelet, network invariances, streaming inference, model files."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from inversa.core.errors import InputError
+from inversa.core.training import save_weights
+from inversa.cryolithe import (
+    SliceSet,
+    SliceSetConfig,
+    UNetConfig,
+    WBPUNet,
+    extract_patches,
+    haar3d_forward,
+    haar3d_inverse,
+    haar_matrix,
+    load_model,
+    prepare_projections,
+    reconstruct,
+    sample_points,
+    save_model,
+    tilt_angles,
+    voxel_points,
+)
+from inversa.tomography import TiltGeometry
+
+
+def _geometry(angles, xf=None) -> TiltGeometry:
+    return TiltGeometry(angles=torch.tensor(angles, dtype=torch.float64), xf=xf)
+
+
+# --- wavelet -------------------------------------------------------------------------
+
+
+def test_haar_perfect_reconstruction_and_orthogonality():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 4, 8, generator=g, dtype=torch.float64)
+    c = haar3d_forward(x)
+    assert c.shape == (2, 8, 3, 2, 4)
+    torch.testing.assert_close(haar3d_inverse(c), x, rtol=0, atol=1e-12)
+    m = haar_matrix(dtype=torch.float64)
+    torch.testing.assert_close(m @ m.T, torch.eye(8, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert math.isclose(float(c.square().sum()), float(x.square().sum()), rel_tol=1e-12)
+
+
+def test_haar_constant_block_has_only_the_approximation():
+    x = torch.zeros(4, 4, 4, dtype=torch.float64)
+    x[2:, :2, 2:] = 1.0  # exactly the block (1, 0, 1)
+    c = haar3d_forward(x)
+    assert float(c[0, 1, 0, 1]) == pytest.approx(math.sqrt(8))
+    assert float(c[1:].abs().max()) < 1e-12
+    assert float(c[0].abs().sum()) == pytest.approx(math.sqrt(8))
+
+
+def test_haar_odd_size_is_refused():
+    with pytest.raises(InputError):
+        haar3d_forward(torch.zeros(3, 4, 4))
+
+
+# --- patches -------------------------------------------------------------------------
+
+
+def test_patch_of_a_delta_lands_where_the_point_projects():
+    images = torch.zeros(2, 16, 20)
+    # tilt 0 (0 deg): a delta 2 rows below and 3 columns right of the image centre
+    images[0, 8 + 2, 10 + 3] = 1.0
+    # tilt 1 (60 deg): the point (x=2, y=1, z=0) projects to u = 1, v = 1
+    images[1, 8 + 1, 10 + 1] = 5.0
+    geo = _geometry([0.0, 60.0])
+    p = extract_patches(images, geo, torch.tensor([[0.0, 0.0, 0.0], [2.0, 1.0, 0.0]]), patch_size=7)
+    assert p.shape == (2, 2, 7, 7)
+    assert float(p[0, 0, 3 + 2, 3 + 3]) == pytest.approx(1.0, abs=1e-5)
+    assert float(p[0, 0].sum()) == pytest.approx(1.0, abs=1e-5)
+    assert float(p[1, 1, 3, 3]) == pytest.approx(5.0, abs=1e-5)
+
+
+def test_patches_honour_the_xf_and_sample_bilinearly():
+    images = torch.zeros(1, 16, 16)
+    images[0, 8, 8] = 1.0
+    # .xf shifts by +1 px in x: raw = aligned - 1, so the delta at raw x = 0 is seen at u = 1
+    xf = torch.tensor([[[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]], dtype=torch.float64)
+    p = extract_patches(images, _geometry([0.0], xf), torch.tensor([[1.0, 0.0, 0.0]]), patch_size=3)
+    assert float(p[0, 0, 1, 1]) == pytest.approx(1.0, abs=1e-5)
+    half = extract_patches(images, _geometry([0.0]), torch.tensor([[0.5, 0.0, 0.0]]), patch_size=3)
+    assert float(half[0, 0, 1, 1]) == pytest.approx(0.5, abs=1e-5)
+    assert float(half[0, 0, 1, 0]) == pytest.approx(0.5, abs=1e-5)
+
+
+def test_prepare_projections_is_unit_scale_and_shift_free():
+    g = torch.Generator().manual_seed(1)
+    data = torch.randn(3, 8, 10, generator=g) + 7.0
+    out = prepare_projections(data)
+    assert float(out.std()) == pytest.approx(1.0, rel=1e-5)
+    torch.testing.assert_close(prepare_projections(3.0 * data + 2.0), out, atol=1e-4, rtol=1e-4)
+
+
+# --- network -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("head", ["pixel", "wavelet"])
+def test_sliceset_is_a_set_function_of_the_tilts(head):
+    cfg = SliceSetConfig(patch_size=5, row_features=4, set_features=6, row_out=3, head=head)
+    net = SliceSet(cfg, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(2)
+    patches = torch.randn(4, 6, 5, 5, generator=g)
+    angles = torch.tensor([-50.0, -30.0, -10.0, 10.0, 30.0, 50.0])
+    out = net(patches, angles)
+    assert out.shape == (4, cfg.n_out)
+    perm = torch.tensor([3, 0, 5, 1, 4, 2])
+    torch.testing.assert_close(net(patches[:, perm], angles[perm]), out, atol=1e-6, rtol=1e-5)
+    keep = torch.tensor([True, False, True, True, False, True])
+    torch.testing.assert_close(
+        net(patches, angles, keep), net(patches[:, keep], angles[keep]), atol=1e-6, rtol=1e-5
+    )
+    # the angles matter: the same patches at other angles give other values
+    assert not torch.allclose(net(patches, angles + 5.0), out)
+
+
+def test_model_file_round_trip_and_refusal(tmp_path):
+    net = SliceSet(SliceSetConfig(patch_size=3, row_features=2, set_features=2, row_out=2))
+    save_model(tmp_path / "m.safetensors", net, info={"training_seconds": 1.5})
+    back, info = load_model(tmp_path / "m.safetensors")
+    assert info["training_seconds"] == 1.5
+    x, a = torch.randn(2, 3, 3, 3), torch.tensor([0.0, 10.0, 20.0])
+    torch.testing.assert_close(back(x, a), net(x, a))
+    save_weights(tmp_path / "other.safetensors", {"w": torch.zeros(2)}, metadata={"x": 1})
+    with pytest.raises(InputError, match="not a CryoLithe model"):
+        load_model(tmp_path / "other.safetensors")
+
+
+# --- streaming inference -------------------------------------------------------------
+
+
+class _CentreTilt0(nn.Module):
+    """Stub network: the centre sample of tilt 0 (as the voxel or the block's mean)."""
+
+    def __init__(self, head: str) -> None:
+        super().__init__()
+        self.config = SliceSetConfig(patch_size=3, head=head)
+
+    def forward(self, patches, angles):
+        v = patches[:, 0, 1, 1]
+        if self.config.head == "pixel":
+            return v[:, None]
+        return torch.cat([math.sqrt(8) * v[:, None], torch.zeros(len(v), 7)], dim=1)
+
+
+def test_reconstruct_places_every_point_right_for_both_heads_and_odd_sizes():
+    g = torch.Generator().manual_seed(3)
+    data = torch.randn(1, 7, 9, generator=g)
+    geo = _geometry([0.0])
+    images = prepare_projections(data)
+    # pixel head: at 0 degrees every voxel (k, j, i) sees image pixel (j, i)
+    vol = reconstruct(data, geo, model=_CentreTilt0("pixel"), shape=(5, 7, 9), chunk=11)
+    torch.testing.assert_close(vol, images.expand(5, 7, 9), atol=1e-5, rtol=1e-5)
+    # wavelet head: every 2x2x2 block holds the mean of its 2x2 image pixels (odd sizes
+    # are padded by one at the start, so the first row and column are blocks of their own)
+    vol = reconstruct(data, geo, model=_CentreTilt0("wavelet"), shape=(5, 7, 9), chunk=5)
+    padded = torch.nn.functional.pad(images[0], (1, 0, 1, 0))
+    pooled = torch.nn.functional.avg_pool2d(padded[None, None], 2)[0, 0]
+    # (the pad row and column lie outside the image, where bilinear sampling reads 0)
+    expect = pooled.repeat_interleave(2, 0).repeat_interleave(2, 1)[1:, 1:]
+    torch.testing.assert_close(vol[2], expect, atol=1e-5, rtol=1e-5)
+
+
+def test_reconstruct_is_chunk_independent_and_deterministic():
+    g = torch.Generator().manual_seed(4)
+    data = torch.randn(5, 8, 8, generator=g)
+    geo = _geometry(list(tilt_angles(40, 20)))
+    net = SliceSet(SliceSetConfig(patch_size=3, row_features=4, set_features=4, head="wavelet"))
+    a = reconstruct(data, geo, model=net, shape=(4, 8, 8), chunk=3)
+    b = reconstruct(data, geo, model=net, shape=(4, 8, 8), chunk=1000)
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert torch.equal(a, reconstruct(data, geo, model=net, shape=(4, 8, 8), chunk=3))
+
+
+def test_reconstruct_refuses_a_volume_that_does_not_fit():
+    net = SliceSet(SliceSetConfig(patch_size=3))
+    with pytest.raises(InputError, match="does not fit"):
+        reconstruct(torch.zeros(3, 8, 8), _geometry([0.0, 1.0, 2.0]), model=net, shape=(4, 8, 9))
+    with pytest.raises(InputError, match="tilt angles"):
+        reconstruct(torch.zeros(3, 8, 8), _geometry([0.0, 1.0]), model=net, shape=(4, 8, 8))
+
+
+# --- training pieces -----------------------------------------------------------------
+
+
+def test_sample_points_focus_on_structure():
+    t = torch.zeros(1, 4, 8, 8)
+    t[0, 1, 2, 5] = 10.0
+    pts, vals = sample_points(
+        t, 200, focus=1.0, block=1, generator=torch.Generator().manual_seed(0)
+    )
+    assert (vals[:, 0] == 10.0).float().mean() > 0.95
+    # voxel (k=1, j=2, i=5) of a (4, 8, 8) volume is at (5 - 4, 2 - 4, 1 - 2)
+    assert torch.equal(pts[vals[:, 0] == 10.0][0], torch.tensor([1.0, -2.0, -1.0]))
+    pts, _ = sample_points(t, 500, focus=0.0, block=1, generator=torch.Generator().manual_seed(0))
+    assert len({tuple(p.tolist()) for p in pts}) > 150  # uniform: spread over the volume
+
+
+def test_voxel_points_follow_the_centre_convention():
+    p = voxel_points((2, 4, 6))
+    assert torch.equal(p[0, 0, 0], torch.tensor([-3.0, -2.0, -1.0]))
+    b = voxel_points((2, 4, 6), block=2)
+    assert b.shape == (1, 2, 3, 3)
+    assert torch.equal(b[0, 0, 0], torch.tensor([-2.5, -1.5, -0.5]))
+
+
+def test_unet_peer_shapes_and_residual():
+    net = WBPUNet(UNetConfig(channels=2, depth=2))
+    x = torch.randn(1, 1, 8, 8, 8)
+    y = net(x)
+    assert y.shape == x.shape
+    with torch.no_grad():
+        net.out.weight.zero_()
+        net.out.bias.zero_()
+    torch.testing.assert_close(net(x), x)
