@@ -84,9 +84,7 @@ REGISTRY: list[tuple[str, Factory]] = [
     ),
     (
         "tiltseries",
-        lambda dt: TiltSeriesProjector(
-            volume_shape=(5, 4, 7), geometry=TiltGeometry(angles=TILTS)
-        ),
+        lambda dt: TiltSeriesProjector(volume_shape=(5, 4, 7), geometry=TiltGeometry(angles=TILTS)),
     ),
     (
         "tiltseries_xf",

@@ -220,3 +220,54 @@ def test_unet_peer_shapes_and_residual():
         net.out.weight.zero_()
         net.out.bias.zero_()
     torch.testing.assert_close(net(x), x)
+
+
+def test_training_resumes_exactly(tmp_path, monkeypatch):
+    from inversa.core import phantoms
+    from inversa.cryolithe import DataConfig, TrainingConfig, train_model
+
+    data = DataConfig(
+        structure=str(phantoms.builtin_structure_path("1ake")),
+        n_scenes=1,
+        shape=(16, 24, 24),
+        voxel_sizes=(8.0, 8.0),
+        particles=(2, 2),
+        membranes=(0, 0),
+        tilt_max=(40.0, 40.0),
+        tilt_steps=(10.0,),
+    )
+    model = SliceSetConfig(patch_size=3, row_features=4, set_features=4, head="wavelet")
+
+    def config(steps):
+        return TrainingConfig(
+            model=model,
+            data=data,
+            steps=steps,
+            batch_points=16,
+            series_every=2,
+            warmup=1,
+            checkpoint_every=2,
+        )
+
+    straight, info = train_model(config(4), progress=False)
+    assert info["steps_run"] == 4 and math.isfinite(info["final_loss"])
+    ckpt = tmp_path / "ckpt.pt"
+    import inversa.cryolithe._train as train_module
+
+    calls = []
+    real = train_module.extract_patches
+
+    def dies_at_step_3(*args, **kwargs):  # an interruption after the step-2 checkpoint
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "extract_patches", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(config(4), checkpoint=ckpt, progress=False)
+    monkeypatch.setattr(train_module, "extract_patches", real)
+    resumed, info = train_model(config(4), checkpoint=ckpt, progress=False)
+    assert info["resumed_from"] == 2
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -240,6 +240,14 @@ def test_alignment_errors_ignore_a_global_offset():
     moved[:, :, 2] += torch.tensor([3.0, -4.0], dtype=torch.float64)
     errors = alignment_errors(moved, xf)
     assert errors["shift_err_median_px"] < 1e-12 and errors["rotation_err_deg"] < 1e-12
+    # a local field's mean is a shift: a rigid method absorbing it is not penalised
     truth = torch.zeros(2, 6, 6, 2, dtype=torch.float64)
-    truth[..., 0] = 1.0
-    assert alignment_errors(xf, xf, true_displacement=truth)["local_field_rmse_px"] == 1.0
+    truth[0, ..., 0] = 1.0
+    assert alignment_errors(xf, xf, true_displacement=truth)["shift_err_median_px"] == 0.5
+    absorbed = xf.clone()
+    absorbed[0, 0, 2] += 1.0
+    errors = alignment_errors(absorbed, xf, true_displacement=truth)
+    assert errors["shift_err_median_px"] < 1e-12 and errors["local_field_rmse_px"] == 0.0
+    truth[1, :, :3, 1] = 1.0  # tilt 1 keeps a mean-free +-0.5 px to be found, tilt 0 none
+    rmse = alignment_errors(xf, xf, true_displacement=truth)["local_field_rmse_px"]
+    assert rmse == pytest.approx(0.5 / 2**0.5)

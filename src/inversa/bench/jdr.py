@@ -512,7 +512,7 @@ def run(*, quick: bool = False, resume: Path | None = None) -> BenchReport:
     Parameters
     ----------
     quick
-        Small graphs, three phis, three splits (about a minute on 2 cores).
+        Small graphs, three phis, three splits (its run time is in docs/jdr.md).
     resume
         JSON file where each finished phi is saved (atomically) and from which a rerun
         with the same settings takes the phis already done: the full accuracy sweep is

@@ -18,6 +18,8 @@ _Tomograms = typer.Option(
     help="Tomogram MRC or RELION 5 tomograms.star to cut particles from (repeat; MRCs are "
     "matched to rlnTomoName by file name).",
 )
+_MaxShift = typer.Option(4.0, "--max-shift", min=0.0, help="Largest shift in voxels.")
+_CutBox = typer.Option(None, "--box", min=2, help="Box edge when cutting from tomograms.")
 _Method = typer.Option(
     "newton", "--method", help="Aligner: newton (default, faster and more accurate) or exhaustive."
 )
@@ -81,7 +83,7 @@ def align(
     ),
     wedge: str = _Wedge,
     method: str = _Method,
-    max_shift: float = typer.Option(4.0, "--max-shift", help="Largest shift in voxels."),
+    max_shift: float = _MaxShift,
     chunk_size: int = typer.Option(8, "--chunk-size", help="Particles per task/checkpoint."),
     tomograms: list[Path] = _Tomograms,
     scheduler: str = Scheduler,
@@ -136,7 +138,7 @@ def average(
     out: Path = typer.Option(..., "--out", "-o", help="Output map MRC (half maps beside it)."),
     wedge: str = _Wedge,
     tomograms: list[Path] = _Tomograms,
-    box: int = typer.Option(None, "--box", help="Box edge when cutting from tomograms."),
+    box: int = _CutBox,
     device: str = Device,
     allow_outside: list[Path] = _AllowOutside,
     voxel_size: float = VoxelSize,
@@ -181,9 +183,9 @@ def refine(
     ),
     wedge: str = _Wedge,
     method: str = _Method,
-    max_shift: float = typer.Option(4.0, "--max-shift", help="Largest shift in voxels."),
+    max_shift: float = _MaxShift,
     tomograms: list[Path] = _Tomograms,
-    box: int = typer.Option(None, "--box", help="Box edge when cutting from tomograms."),
+    box: int = _CutBox,
     device: str = Device,
     allow_outside: list[Path] = _AllowOutside,
     voxel_size: float = VoxelSize,

@@ -41,6 +41,8 @@ class TrainingConfig:
     focus
         Fraction of the points drawn in proportion to the target's deviation from its
         median (particles and membranes); the rest uniformly (background).
+    checkpoint_every
+        Steps between checkpoints (when a checkpoint file is given).
     seed
         Initial weights and point sampling.
     """
@@ -54,6 +56,7 @@ class TrainingConfig:
     weight_decay: float = 1e-4
     warmup: int = 100
     focus: float = 0.5
+    checkpoint_every: int = 100
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -193,7 +196,7 @@ def train_model(
             steps=config.steps,
             grad_clip=1.0,
             checkpoint=checkpoint,
-            checkpoint_every=200,
+            checkpoint_every=config.checkpoint_every,
             resume=resume,
             log_every=50,
             progress=progress,
@@ -215,7 +218,7 @@ def train_model(
 
 def quick_config(head: str, steps: int | None = None) -> TrainingConfig:
     """Return a tiny training (one small scene, a few steps) for tests and ``--quick``."""
-    data = DataConfig(n_scenes=1, shape=(48, 64, 64), voxel_sizes=(12.0, 13.0), particles=(2, 3))
+    data = DataConfig(n_scenes=1, shape=(48, 48, 48), voxel_sizes=(12.0, 12.5), particles=(1, 1))
     return TrainingConfig(
         model=SliceSetConfig(head=head), data=data, steps=steps or 10, batch_points=64, warmup=2
     )
@@ -257,7 +260,14 @@ def train_and_save(
         progress=progress,
     )
     info["quick"] = quick
+    record = out_dir / f"training_{head}.json"
+    if resume and info["resumed_from"] > 0 and record.is_file():
+        import json
+
+        before = json.loads(record.read_text())
+        total = before.get("training_seconds_total", before.get("training_seconds", 0.0))
+        info["training_seconds_total"] = round(total + info["training_seconds"], 1)
     weights = out_dir / f"cryolithe_{head}.safetensors"
     save_model(weights, model, info={k: v for k, v in info.items() if k != "history"}, force=force)
-    write_json(out_dir / f"training_{head}.json", info, force=force)
+    write_json(record, info, force=force)
     return weights, info

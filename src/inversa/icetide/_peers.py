@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from inversa.icetide._deformation import rigid_xf, xf_to_rigid
+from inversa.icetide._deformation import bspline_at, rigid_xf, xf_to_rigid
 from inversa.icetide._fit import check_stack, corrected_stack, normalise_stack
 from inversa.tomography import TiltGeometry, TiltSeriesProjector, warp_images, wbp
 
@@ -207,6 +207,16 @@ def _match(
     return (rigid_xf(rotation, zero)[:, :, :2] @ s[:, :, None])[:, :, 0], peak
 
 
+def _field_on_pixels(control: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    t = control.shape[0]
+    h, w = shape
+    y = torch.arange(h, dtype=torch.float64) - h // 2
+    x = torch.arange(w, dtype=torch.float64) - w // 2
+    yy, xx = torch.meshgrid(y, x, indexing="ij")
+    pts = torch.stack([xx, yy], -1).reshape(1, -1, 2).expand(t, -1, -1)
+    return bspline_at(control.double(), pts, shape).reshape(t, h, w, 2)
+
+
 def alignment_errors(
     xf: torch.Tensor,
     true_xf: torch.Tensor,
@@ -216,10 +226,21 @@ def alignment_errors(
 ) -> dict[str, float]:
     """Scores of a found alignment against the truth.
 
-    Shift errors are per-tilt distances after removing the mean (global) offset;
+    A local field's mean over the image is a shift: it is moved into the shift (found
+    and true alike), so a rigid-only method that absorbs it is not penalised for it.
+    Shift errors are then per-tilt distances after removing the mean (global) offset;
     the rotation error is the median absolute difference of the in-plane rotations;
-    the local-field RMSE compares the found fields (zero when ``control`` is ``None``)
-    with the true ones on the pixel grid.
+    the local-field RMSE compares the mean-free found fields (zero when ``control`` is
+    ``None``) with the mean-free true ones on the pixel grid.
+
+    Parameters
+    ----------
+    xf, true_xf
+        ``(T, 2, 3)`` found and true transforms.
+    control
+        ``(T, G, G, 2)`` found local control vectors, or ``None``.
+    true_displacement
+        ``(T, H, W, 2)`` true local fields, or ``None``.
 
     Returns
     -------
@@ -229,6 +250,14 @@ def alignment_errors(
     """
     rot, shift = xf_to_rigid(xf.double())
     true_rot, true_shift = xf_to_rigid(true_xf.double())
+    found_field = true_field = None
+    if true_displacement is not None:
+        true_field = true_displacement.double()
+        true_shift = true_shift + true_field.mean(dim=(1, 2))
+        found_field = torch.zeros_like(true_field)
+        if control is not None and control.shape[1] > 0:
+            found_field = _field_on_pixels(control, tuple(true_field.shape[1:3]))
+        shift = shift + found_field.mean(dim=(1, 2))
     diff = shift - true_shift
     err = (diff - diff.mean(dim=0)).norm(dim=1)
     out = {
@@ -236,17 +265,9 @@ def alignment_errors(
         "shift_err_p90_px": float(torch.quantile(err, 0.9)),
         "rotation_err_deg": float((rot - true_rot).abs().median()),
     }
-    if true_displacement is not None:
-        t, h, w, _ = true_displacement.shape
-        found = torch.zeros_like(true_displacement, dtype=torch.float64)
-        if control is not None and control.shape[1] > 0:
-            from inversa.icetide._deformation import bspline_at
-
-            y = torch.arange(h, dtype=torch.float64) - h // 2
-            x = torch.arange(w, dtype=torch.float64) - w // 2
-            yy, xx = torch.meshgrid(y, x, indexing="ij")
-            pts = torch.stack([xx, yy], -1).reshape(1, -1, 2).expand(t, -1, -1)
-            found = bspline_at(control.double(), pts, (h, w)).reshape(t, h, w, 2)
-        diff = found - true_displacement.double()
+    if true_field is not None and found_field is not None:
+        diff = (found_field - found_field.mean(dim=(1, 2), keepdim=True)) - (
+            true_field - true_field.mean(dim=(1, 2), keepdim=True)
+        )
         out["local_field_rmse_px"] = float(diff.square().sum(-1).mean().sqrt())
     return out

@@ -113,9 +113,7 @@ def write_simulation(
     for p in (npz, png):
         if p.exists() and not force:
             raise OutputExistsError(p)
-    result = run_case(
-        case, steps=steps, equilibrium=equilibrium, weights=weights, device=device
-    )
+    result = run_case(case, steps=steps, equilibrium=equilibrium, weights=weights, device=device)
     rho, ux, uy, T = (f.cpu().numpy() for f in result.fields)
     with atomic_write(npz, force=force) as tmp:
         with open(tmp, "wb") as fh:

@@ -1,0 +1,100 @@
+"""``inversa icetide`` and ``inversa align-tilts``: outputs, and bad inputs -> exit 2."""
+
+from __future__ import annotations
+
+import mrcfile
+import numpy as np
+import pytest
+import torch
+
+from inversa.cli import main
+from inversa.core import io
+from inversa.icetide import rigid_xf
+from inversa.tomography import TiltGeometry, TiltSeriesProjector
+
+
+def _series(tmp_path, *, t=7, size=16, name="ts"):
+    g = torch.Generator().manual_seed(0)
+    volume = torch.zeros(6, size, size, dtype=torch.float64)
+    volume[2:4, 4:9, 5:11] = 1.0
+    volume[1:5, 9:13, 3:6] = 0.5
+    geometry = TiltGeometry.from_range(-45, 45, 90 / (t - 1))
+    shifts = torch.randn(t, 2, generator=g, dtype=torch.float64)
+    xf = rigid_xf(torch.zeros(t, dtype=torch.float64), shifts)
+    raw = TiltSeriesProjector(volume_shape=volume.shape, geometry=geometry.replace(xf=xf))
+    stack = 10.0 - raw.forward(volume).float()
+    path = tmp_path / f"{name}.mrc"
+    io.write_mrc(path, stack, voxel_size=10.0)
+    io.write_tlt(path.with_suffix(".tlt"), geometry.angles)
+    return path, stack, geometry
+
+
+def test_icetide_writes_every_output_and_refuses_to_overwrite(tmp_path, capsys):
+    path, _, _ = _series(tmp_path)
+    out = tmp_path / "out"
+    args = ["icetide", str(path), "--out", str(out), "--steps", "4", "--rays", "32"]
+    args += ["--samples", "8", "--local-grid", "4", "--thickness", "6"]
+    assert main(args) == 0
+    volume, voxel = io.read_mrc(out / "volume.mrc")
+    assert volume.shape == (6, 16, 16) and voxel == pytest.approx(10.0)
+    assert io.read_xf(out / "aligned.xf").shape == (7, 2, 3)
+    fields = np.load(out / "local_fields.npz")
+    assert fields["control"].shape == (7, 4, 4, 2)
+    assert fields["displacement"].shape == (7, 16, 16, 2)
+    assert io.read_mrc(out / "corrected_wbp.mrc")[0].shape == (6, 16, 16)
+    assert io.read_json(out / "log.json")["config"]["steps"] == 4
+    assert (out / "checkpoint.pt").is_file()
+    before = (out / "volume.mrc").read_bytes()
+    assert main(args) == 2  # outputs exist: nothing redone without --force
+    assert (out / "volume.mrc").read_bytes() == before
+    assert "exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["xcorr", "projmatch"])
+def test_align_tilts_writes_an_xf(tmp_path, method):
+    path, _, _ = _series(tmp_path, size=32)
+    out = tmp_path / f"{method}.xf"
+    assert main(["align-tilts", str(path), "--method", method, "--out", str(out)]) == 0
+    assert io.read_xf(out).shape == (7, 2, 3)
+
+
+def _bad(tmp_path, kind):
+    path, stack, geometry = _series(tmp_path)
+    extra = []
+    if kind == "count":
+        io.write_tlt(path.with_suffix(".tlt"), geometry.angles[:-1], force=True)
+    elif kind == "nonsquare":
+        io.write_mrc(path, stack[:, :, :14], force=True)
+    elif kind == "odd":
+        io.write_mrc(path, stack[:, :15, :15], force=True)
+    elif kind == "nan":
+        with mrcfile.open(path, mode="r+") as mrc:  # write_mrc refuses NaN: patch in place
+            mrc.data[2, 3, 4] = np.nan
+    elif kind == "xf":
+        bad_xf = tmp_path / "start.xf"
+        io.write_xf(bad_xf, torch.eye(2, 3).repeat(5, 1, 1))
+        extra = ["--xf", str(bad_xf)]
+    return path, extra
+
+
+@pytest.mark.parametrize("kind", ["count", "nonsquare", "odd", "nan", "xf"])
+def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, kind):
+    path, extra = _bad(tmp_path, kind)
+    out = tmp_path / "out"
+    assert main(["icetide", str(path), "--out", str(out), "--steps", "2", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:")
+    assert str(path.name) in err or "start.xf" in err or ".tlt" in err
+    assert not out.exists()
+    xf_out = tmp_path / "a.xf"
+    if kind != "xf":
+        assert main(["align-tilts", str(path), "--out", str(xf_out)]) == 2
+        assert not xf_out.exists()
+
+
+def test_local_grid_below_four_is_refused(tmp_path, capsys):
+    path, _, _ = _series(tmp_path)
+    out = tmp_path / "out"
+    assert main(["icetide", str(path), "--out", str(out), "--local-grid", "3"]) == 2
+    assert "--local-grid" in capsys.readouterr().err
+    assert not out.exists()
