@@ -33,7 +33,7 @@ def test_quick_icetide_bench_writes_the_issue_keys(tmp_path):
     for key in KEYS:
         assert key in values, key
     for level in LEVELS:  # the oracle is exact, and ICE-TIDE aligns to well below 1 px
-        assert values[f"shift_err_median_px_oracle_{level}"] == 0.0
+        assert values[f"shift_err_median_px_oracle_{level}"] < 1e-9
         assert values[f"shift_err_median_px_icetide_{level}"] < 1.0
 
 

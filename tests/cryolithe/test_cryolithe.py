@@ -271,3 +271,15 @@ def test_training_resumes_exactly(tmp_path, monkeypatch):
     assert info["resumed_from"] == 2
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("head", ["pixel", "wavelet"])
+def test_shipped_models_load_and_record_their_training(head):
+    from inversa.cryolithe import default_model_path
+
+    path = default_model_path(head)
+    assert path.stat().st_size < 4 * 2**20  # "a few MB at most"
+    model, info = load_model(path)
+    assert model.config.head == head
+    assert info["steps"] == 600 and info["training_seconds_total"] > 0
+    assert "inversa cryolithe train" in info["command"]

@@ -240,6 +240,15 @@ def test_alignment_errors_ignore_a_global_offset():
     moved[:, :, 2] += torch.tensor([3.0, -4.0], dtype=torch.float64)
     errors = alignment_errors(moved, xf)
     assert errors["shift_err_median_px"] < 1e-12 and errors["rotation_err_deg"] < 1e-12
+    # with the angles, a translation (x0, y0, z0) of the volume is no error either
+    angles = torch.tensor([-40.0, 0.0, 35.0], dtype=torch.float64)
+    three = rigid_xf(torch.zeros(3, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64))
+    theta = torch.deg2rad(angles)
+    moved = three.clone()
+    moved[:, 0, 2] += 2.0 * torch.cos(theta) - 3.0 * torch.sin(theta)
+    moved[:, 1, 2] += 1.5
+    assert alignment_errors(moved, three, angles=angles)["shift_err_median_px"] < 1e-12
+    assert alignment_errors(moved, three)["shift_err_median_px"] > 0.5
     # a local field's mean is a shift: a rigid method absorbing it is not penalised
     truth = torch.zeros(2, 6, 6, 2, dtype=torch.float64)
     truth[0, ..., 0] = 1.0

@@ -234,7 +234,8 @@ def run(*, quick: bool = False) -> BenchReport:
         "structure": "1AKE (adenylate kinase), never in training",
         "voxel_size_A": 8.0,
         "shape": list(shape),
-        "tomograms": n_tomos,
+        "scenes": n_tomos,
+        "tomograms": n_tomos * len(schemes),  # one per scene and scheme: the lists' entries
         "schemes": {k: list(s) for k, s in schemes.items()},
         "total_dose_e_per_A2": 120.0,
         "defocus_um": 3.0,

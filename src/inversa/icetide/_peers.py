@@ -223,12 +223,16 @@ def alignment_errors(
     *,
     control: torch.Tensor | None = None,
     true_displacement: torch.Tensor | None = None,
+    angles: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Scores of a found alignment against the truth.
 
     A local field's mean over the image is a shift: it is moved into the shift (found
     and true alike), so a rigid-only method that absorbs it is not penalised for it.
-    Shift errors are then per-tilt distances after removing the mean (global) offset;
+    Shift errors are then per-tilt distances after removing the global offset: with
+    ``angles``, the best (least-squares) translation ``(x0, y0, z0)`` of the volume, which
+    moves tilt ``theta``'s image by ``(x0 cos(theta) + z0 sin(theta), y0)`` and which no
+    method can (or needs to) tell from the data; without, the mean offset;
     the rotation error is the median absolute difference of the in-plane rotations;
     the local-field RMSE compares the mean-free found fields (zero when ``control`` is
     ``None``) with the mean-free true ones on the pixel grid.
@@ -241,6 +245,8 @@ def alignment_errors(
         ``(T, G, G, 2)`` found local control vectors, or ``None``.
     true_displacement
         ``(T, H, W, 2)`` true local fields, or ``None``.
+    angles
+        ``(T,)`` tilt angles in degrees, to remove a volume translation (see above).
 
     Returns
     -------
@@ -259,7 +265,14 @@ def alignment_errors(
             found_field = _field_on_pixels(control, tuple(true_field.shape[1:3]))
         shift = shift + found_field.mean(dim=(1, 2))
     diff = shift - true_shift
-    err = (diff - diff.mean(dim=0)).norm(dim=1)
+    if angles is None:
+        diff = diff - diff.mean(dim=0)
+    else:
+        theta = torch.deg2rad(angles.double())
+        basis = torch.stack([torch.cos(theta), torch.sin(theta)], dim=1)  # (T, 2)
+        fit = torch.linalg.lstsq(basis, diff[:, :1]).solution
+        diff = torch.stack([diff[:, 0] - (basis @ fit)[:, 0], diff[:, 1] - diff[:, 1].mean()], 1)
+    err = diff.norm(dim=1)
     out = {
         "shift_err_median_px": float(err.median()),
         "shift_err_p90_px": float(torch.quantile(err, 0.9)),

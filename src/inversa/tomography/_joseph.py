@@ -642,21 +642,32 @@ _LAUNCH_LOCK = threading.Lock()
 
 @contextmanager
 def _numba_launch() -> Iterator[None]:
-    """Serialise parallel kernel launches unless numba runs on OpenMP or TBB.
+    """Run parallel kernels on torch's thread count; serialise them unless on OpenMP or TBB.
+
+    numba's OpenMP layer shares libgomp with torch: a kernel launched with numba's own
+    count (all cores by default) resets the process-wide OpenMP count and so overrides
+    ``OMP_NUM_THREADS`` / ``torch.set_num_threads`` for every later torch operation. The
+    kernels therefore use torch's count, which is restored afterwards.
 
     numba's fallback 'workqueue' threading layer (used where neither libgomp nor TBB is
     found) aborts the process when two threads launch parallel kernels at once, as Dask's
     threaded scheduler does with several tilt series.
     """
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     try:
         layer = numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet, so no layer is chosen
         layer = None
-    if layer in ("omp", "tbb"):
-        yield
-    else:
-        with _LAUNCH_LOCK:
+    try:
+        if layer in ("omp", "tbb"):
             yield
+        else:
+            with _LAUNCH_LOCK:
+                yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def _project_raw(x: torch.Tensor, plan: JosephPlan) -> torch.Tensor:
