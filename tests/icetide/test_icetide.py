@@ -13,14 +13,19 @@ from inversa.icetide import (
     align_projmatch,
     align_xcorr,
     alignment_errors,
-    bspline_at,
     corrected_stack,
     fit_icetide,
     render_rays,
     rigid_xf,
     xf_to_rigid,
 )
-from inversa.tomography import TiltGeometry, TiltSeriesProjector, bspline_field, warp_images
+from inversa.tomography import (
+    TiltGeometry,
+    TiltSeriesProjector,
+    bspline_at,
+    bspline_field,
+    warp_images,
+)
 
 
 def _blobs(shape, n, *, seed, sigma=1.5, margin=3):

@@ -12,7 +12,7 @@
 See ``docs/icetide.md``.
 """
 
-from inversa.icetide._deformation import TiltDeformation, bspline_at, rigid_xf, xf_to_rigid
+from inversa.icetide._deformation import TiltDeformation, rigid_xf, xf_to_rigid
 from inversa.icetide._files import (
     ICETIDE_OUTPUTS,
     icetide_paths,
@@ -47,7 +47,6 @@ __all__ = [
     "align_projmatch",
     "align_xcorr",
     "alignment_errors",
-    "bspline_at",
     "check_stack",
     "corrected_stack",
     "cross_correlation_shift",

@@ -17,62 +17,9 @@ import torch
 from torch import nn
 
 from inversa.core.errors import InputError
+from inversa.tomography import bspline_at
 
-__all__ = ["TiltDeformation", "bspline_at", "rigid_xf", "xf_to_rigid"]
-
-
-def _cubic_weights(u: torch.Tensor) -> torch.Tensor:
-    """``(..., 4)`` uniform cubic B-spline weights at fractional position ``u`` in [0, 1]."""
-    return torch.stack(
-        [
-            (1 - u) ** 3 / 6,
-            (3 * u**3 - 6 * u**2 + 4) / 6,
-            (-3 * u**3 + 3 * u**2 + 3 * u + 1) / 6,
-            u**3 / 6,
-        ],
-        dim=-1,
-    )
-
-
-def _axis_taps(p: torch.Tensor, n: int, g: int) -> tuple[torch.Tensor, torch.Tensor]:
-    # Pixel index p maps to spline parameter p (g - 3) / (n - 1), as bspline_field; points
-    # off the image keep the end segment's polynomial (clamped parameter) so the field
-    # stays bounded there.
-    t = (p * ((g - 3) / max(n - 1, 1))).clamp(0, g - 3)
-    seg = torch.clamp(torch.floor(t.detach()), max=g - 4).to(torch.int64)
-    return seg, _cubic_weights(t - seg)
-
-
-def bspline_at(control: torch.Tensor, points: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """Evaluate per-tilt B-spline fields at arbitrary points.
-
-    On pixel centres this equals :func:`inversa.tomography.bspline_field`.
-
-    Parameters
-    ----------
-    control
-        ``(T, Gy, Gx, C)`` control values.
-    points
-        ``(T, N, 2)`` positions ``(x, y)`` in pixels about the image centre.
-    shape
-        ``(H, W)`` of the images.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(T, N, C)``; differentiable in ``control`` and ``points``.
-    """
-    t, gy, gx, c = control.shape
-    h, w = shape
-    sy, wy = _axis_taps(points[..., 1] + h // 2, h, gy)  # (T, N), (T, N, 4)
-    sx, wx = _axis_taps(points[..., 0] + w // 2, w, gx)
-    k = torch.arange(4, device=points.device)
-    rows = (sy[..., :, None] + k)[..., :, None] * gx + (sx[..., :, None] + k)[..., None, :]
-    weights = (wy[..., :, None] * wx[..., None, :]).to(control.dtype)  # (T, N, 4, 4)
-    flat = control.reshape(t, gy * gx, c)
-    n = points.shape[1]
-    taps = torch.gather(flat, 1, rows.reshape(t, n * 16, 1).expand(-1, -1, c))
-    return (taps.reshape(t, n, 16, c) * weights.reshape(t, n, 16, 1)).sum(dim=2)
+__all__ = ["TiltDeformation", "rigid_xf", "xf_to_rigid"]
 
 
 def rigid_xf(rotation_deg: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

@@ -23,9 +23,16 @@ from torch import nn
 from inversa.core.errors import InputError
 from inversa.core.fields import HashGridConfig, MLPConfig, NeuralField, NeuralFieldConfig
 from inversa.core.training import TrainConfig, train
-from inversa.icetide._deformation import TiltDeformation, bspline_at
+from inversa.icetide._deformation import TiltDeformation
 from inversa.icetide._render import render_rays
-from inversa.tomography import TiltGeometry, TiltSeriesProjector, invert_xf, warp_images, wbp
+from inversa.tomography import (
+    TiltGeometry,
+    TiltSeriesProjector,
+    bspline_at,
+    invert_xf,
+    warp_images,
+    wbp,
+)
 
 __all__ = [
     "IceTideConfig",

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from inversa.icetide._deformation import bspline_at, rigid_xf, xf_to_rigid
+from inversa.icetide._deformation import rigid_xf, xf_to_rigid
 from inversa.icetide._fit import check_stack, corrected_stack, normalise_stack
-from inversa.tomography import TiltGeometry, TiltSeriesProjector, warp_images, wbp
+from inversa.tomography import TiltGeometry, TiltSeriesProjector, bspline_at, warp_images, wbp
 
 __all__ = ["align_projmatch", "align_xcorr", "alignment_errors", "cross_correlation_shift"]
 

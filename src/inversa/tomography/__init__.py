@@ -26,6 +26,7 @@ from inversa.tomography._radon import Radon2D, default_n_detector, radon_adjoint
 from inversa.tomography._simulate import (
     SimulatedTiltSeries,
     SimulationConfig,
+    bspline_at,
     bspline_field,
     local_deformation,
     random_xf,
@@ -58,6 +59,7 @@ __all__ = [
     "align_images",
     "angular_weights",
     "apply_ctf",
+    "bspline_at",
     "bspline_field",
     "cgls",
     "ctf_2d",

@@ -36,6 +36,7 @@ from inversa.tomography._warp import warp_images
 __all__ = [
     "SimulatedTiltSeries",
     "SimulationConfig",
+    "bspline_at",
     "bspline_field",
     "local_deformation",
     "random_xf",
@@ -174,16 +175,9 @@ def random_xf(
     return xf
 
 
-def _bspline_matrix(n: int, g: int, dtype: torch.dtype) -> torch.Tensor:
-    """``(n, g)`` weights of ``g`` uniform cubic B-spline control points at ``n`` samples.
-
-    Sample ``i`` sits at spline parameter ``t = i (g - 3) / (n - 1)``, so the ``g - 3``
-    segments span the image exactly; each row has four non-negative weights summing to 1.
-    """
-    t = torch.arange(n, dtype=torch.float64) * ((g - 3) / max(n - 1, 1))
-    seg = torch.clamp(torch.floor(t), max=g - 4).to(torch.int64)
-    u = t - seg
-    weights = torch.stack(
+def _cubic_weights(u: torch.Tensor) -> torch.Tensor:
+    """``(..., 4)`` uniform cubic B-spline weights at fractional position ``u`` in [0, 1]."""
+    return torch.stack(
         [
             (1 - u) ** 3 / 6,
             (3 * u**3 - 6 * u**2 + 4) / 6,
@@ -192,10 +186,59 @@ def _bspline_matrix(n: int, g: int, dtype: torch.dtype) -> torch.Tensor:
         ],
         dim=-1,
     )
+
+
+def _axis_taps(p: torch.Tensor, n: int, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """First control index ``(...)`` and the four weights ``(..., 4)`` at pixel index ``p``.
+
+    Pixel ``i`` sits at spline parameter ``t = i (g - 3) / (n - 1)``, so the ``g - 3``
+    segments span the image exactly; points off the image keep the end segment's
+    polynomial (clamped parameter) so the field stays bounded there.
+    """
+    t = (p * ((g - 3) / max(n - 1, 1))).clamp(0, g - 3)
+    seg = torch.clamp(torch.floor(t.detach()), max=g - 4).to(torch.int64)
+    return seg, _cubic_weights(t - seg)
+
+
+def _bspline_matrix(n: int, g: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(n, g)`` weights of ``g`` uniform cubic B-spline control points at ``n`` pixels."""
+    seg, weights = _axis_taps(torch.arange(n, dtype=torch.float64), n, g)
     m = torch.zeros(n, g, dtype=torch.float64)
     for k in range(4):
         m[torch.arange(n), seg + k] = weights[:, k]
     return m.to(dtype)
+
+
+def bspline_at(control: torch.Tensor, points: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Evaluate per-tilt B-spline fields at arbitrary points (:func:`bspline_field` off-grid).
+
+    On pixel centres this equals :func:`bspline_field`.
+
+    Parameters
+    ----------
+    control
+        ``(T, Gy, Gx, C)`` control values.
+    points
+        ``(T, N, 2)`` positions ``(x, y)`` in pixels about the image centre.
+    shape
+        ``(H, W)`` of the images.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(T, N, C)``; differentiable in ``control`` and ``points``.
+    """
+    t, gy, gx, c = control.shape
+    h, w = shape
+    sy, wy = _axis_taps(points[..., 1] + h // 2, h, gy)  # (T, N), (T, N, 4)
+    sx, wx = _axis_taps(points[..., 0] + w // 2, w, gx)
+    k = torch.arange(4, device=points.device)
+    rows = (sy[..., :, None] + k)[..., :, None] * gx + (sx[..., :, None] + k)[..., None, :]
+    weights = (wy[..., :, None] * wx[..., None, :]).to(control.dtype)  # (T, N, 4, 4)
+    flat = control.reshape(t, gy * gx, c)
+    n = points.shape[1]
+    taps = torch.gather(flat, 1, rows.reshape(t, n * 16, 1).expand(-1, -1, c))
+    return (taps.reshape(t, n, 16, c) * weights.reshape(t, n, 16, 1)).sum(dim=2)
 
 
 def bspline_field(control: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
