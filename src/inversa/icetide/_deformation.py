@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from inversa.core.errors import InputError
-from inversa.tomography import bspline_at
+from inversa.tomography import bspline_at, bspline_field
 
 __all__ = ["TiltDeformation", "rigid_xf", "xf_to_rigid"]
 
@@ -144,9 +144,4 @@ class TiltDeformation(nn.Module):
         t = self.shift.shape[0]
         if self.grid == 0:
             return torch.zeros(t, h, w, 2, dtype=torch.float64)
-        y = torch.arange(h, dtype=torch.float64) - h // 2
-        x = torch.arange(w, dtype=torch.float64) - w // 2
-        yy, xx = torch.meshgrid(y, x, indexing="ij")
-        pts = torch.stack([xx, yy], -1).reshape(1, h * w, 2).expand(t, -1, -1)
-        field = bspline_at(self.control.detach().double(), pts, self.image_shape)
-        return field.reshape(t, h, w, 2)
+        return bspline_field(self.control.detach().double(), self.image_shape)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import torch
 
+from inversa.core.fourier import frequency_grid
 from inversa.icetide._deformation import rigid_xf, xf_to_rigid
 from inversa.icetide._fit import check_stack, corrected_stack, normalise_stack
-from inversa.tomography import TiltGeometry, TiltSeriesProjector, bspline_at, warp_images, wbp
+from inversa.tomography import TiltGeometry, TiltSeriesProjector, bspline_field, warp_images, wbp
 
 __all__ = ["align_projmatch", "align_xcorr", "alignment_errors", "cross_correlation_shift"]
 
@@ -30,9 +31,7 @@ def _taper(h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _bandpass(h: int, w: int, dtype: torch.dtype, low: float = 0.02, high: float = 0.25):
-    fy = torch.fft.fftfreq(h, dtype=dtype)[:, None]
-    fx = torch.fft.rfftfreq(w, dtype=dtype)[None, :]
-    f = torch.sqrt(fy**2 + fx**2)
+    f = frequency_grid((h, w), rfft=True, norm=True, dtype=dtype)
     return (1 - torch.exp(-((f / low) ** 2))) * torch.exp(-((f / high) ** 2))
 
 
@@ -208,13 +207,7 @@ def _match(
 
 
 def _field_on_pixels(control: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    t = control.shape[0]
-    h, w = shape
-    y = torch.arange(h, dtype=torch.float64) - h // 2
-    x = torch.arange(w, dtype=torch.float64) - w // 2
-    yy, xx = torch.meshgrid(y, x, indexing="ij")
-    pts = torch.stack([xx, yy], -1).reshape(1, -1, 2).expand(t, -1, -1)
-    return bspline_at(control.double(), pts, shape).reshape(t, h, w, 2)
+    return bspline_field(control.double(), shape)
 
 
 def alignment_errors(
