@@ -117,3 +117,26 @@ def _ctf_operator(dt: torch.dtype) -> LinearOperator:
 
 
 REGISTRY.append(("ctf_per_tilt", _ctf_operator))
+
+
+def _fibration_circular(dt: torch.dtype) -> LinearOperator:
+    from inversa.fibration import circular_means
+
+    return circular_means(9, n_centres=5, n_radii=4)
+
+
+def _fibration_geodesic(dt: torch.dtype) -> LinearOperator:
+    from inversa.fibration import default_speed_map, geodesic_ray_transform
+
+    return geodesic_ray_transform(default_speed_map(8), step_px=0.5)
+
+
+def _fibration_radon(dt: torch.dtype) -> LinearOperator:
+    from inversa.fibration import radon_transform
+
+    return radon_transform(8)
+
+
+REGISTRY.append(("fibration_circular_means", _fibration_circular))
+REGISTRY.append(("fibration_geodesic_rays", _fibration_geodesic))
+REGISTRY.append(("fibration_radon", _fibration_radon))

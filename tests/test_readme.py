@@ -24,7 +24,7 @@ README = ROOT / "README.md"
 # Options whose value is a file or folder the command writes.
 _OUTPUT_OPTIONS = ("--out", "-o", "--json")
 # Files a `python -c` line writes: quoted names with a suffix inside the code.
-_INPUT_FILE = re.compile(r"[\w./-]+\.(mrc|star|pt|safetensors|mseed)")
+_INPUT_FILE = re.compile(r"[\w./-]+\.(mrc|star|pt|safetensors|mseed|npy)")
 _QUOTED_FILE = re.compile(r"""['"]([\w./-]+\.\w+)['"]""")
 
 

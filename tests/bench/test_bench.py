@@ -174,3 +174,20 @@ def test_jdr_scaling_peak_is_the_workers_own_not_its_parents():
     ballast = np.ones(150_000_000)  # 1.2 GB resident in the parent
     peak = scaling([300])["scaling_peak_gb"][0]
     assert ballast[-1] == 1.0 and 0.05 < peak < 1.0
+
+
+def test_alignment_ctf_figures_are_drawn_from_json_values(tmp_path):
+    from inversa.bench import benchmark_figures
+
+    n = 8
+    values = {
+        "ctf_weight_section_xz": [[0.1 * (i - j) for j in range(n)] for i in range(n)],
+        "ctf_weight_section_xy": [[0.05 * i for _ in range(n)] for i in range(n)],
+        "ctf_average_fsc": [1.0, 0.9, 0.6, 0.3, 0.1],
+        "plain_average_fsc": [1.0, 0.8, 0.2, -0.1, 0.0],
+        "ctf_voxel_A": 7.0,
+        "ctf_box": n,
+    }
+    paths = benchmark_figures("alignment", values, tmp_path)
+    assert [p.name for p in paths] == ["alignment_ctf_weight.png", "alignment_ctf_fsc.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)

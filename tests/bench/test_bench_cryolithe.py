@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 
-from inversa.bench.cryolithe import figures, wedge_correlation
+from inversa.bench.cryolithe import figures, fsc_resolution_without_dc, wedge_correlation
 from inversa.cli import main
 
 KEYS = [
@@ -35,6 +36,21 @@ def test_quick_cryolithe_bench_writes_the_issue_keys(tmp_path):
     for key in KEYS:
         assert key in values, key
     assert values["points_per_s"] > 0
+    assert values["voxels_per_s"] == pytest.approx(8 * values["points_per_s"], rel=1e-3)
+    for key in KEYS:  # no inf / NaN means (the DC shell is left out of the FSC)
+        if key.startswith(("psnr", "ssim", "fsc0143")) and not key.endswith("tomogram"):
+            assert math.isfinite(values[key]), key
+
+
+def test_fsc_resolution_leaves_out_the_zero_frequency_shell():
+    # shell s is s / 32 cycles per voxel; 4 A voxels
+    start_negative = torch.tensor([-1.0, 0.9, 0.5, 0.1, 0.0] + [0.0] * 12)
+    value = fsc_resolution_without_dc(start_negative, voxel=4.0, box=32)
+    # crosses 0.143 between shell 2 (0.5) and 3 (0.1): 0.8925 of the way
+    assert value == pytest.approx(4.0 * 32 / (2 + (0.5 - 0.143) / 0.4), rel=1e-6)
+    nothing = fsc_resolution_without_dc(torch.tensor([1.0, 0.0, 0.0]), voxel=4.0, box=32)
+    assert math.isfinite(nothing) and nothing == pytest.approx(4.0 * 32 / (0.857 / 1.0))
+    assert fsc_resolution_without_dc(torch.ones(17), voxel=4.0, box=32) == 8.0
 
 
 def test_wedge_correlation_sees_only_the_missing_wedge():

@@ -15,6 +15,7 @@ from inversa.cryolithe import (
     SliceSetConfig,
     UNetConfig,
     WBPUNet,
+    default_model_path,
     extract_patches,
     haar3d_forward,
     haar3d_inverse,
@@ -91,6 +92,26 @@ def test_patches_honour_the_xf_and_sample_bilinearly():
     assert float(half[0, 0, 1, 0]) == pytest.approx(0.5, abs=1e-5)
 
 
+def test_axis_aligned_fast_path_equals_general_sampling():
+    # With a shift-only .xf (or none) patches come from integer windows blended once; a
+    # tiny rotation takes the general grid_sample path. Both must agree, in and outside.
+    g = torch.Generator().manual_seed(3)
+    images = torch.randn(3, 12, 16, generator=g)
+    points = torch.cat(
+        [torch.rand(40, 3, generator=g) * 24 - 12, torch.tensor([[30.0, -20.0, 0.0]])]
+    )
+    xf = torch.zeros(3, 2, 3, dtype=torch.float64)
+    xf[:, 0, 0] = xf[:, 1, 1] = 1.0
+    xf[:, :, 2] = torch.tensor([[0.3, -1.2], [0.0, 0.0], [-2.5, 0.7]], dtype=torch.float64)
+    tilted = xf.clone()
+    tilted[:, 0, 1], tilted[:, 1, 0] = 1e-5, -1e-5  # not shift-only: general path
+    fast = extract_patches(images, _geometry([-40.0, 0.0, 35.0], xf), points, patch_size=5)
+    slow = extract_patches(images, _geometry([-40.0, 0.0, 35.0], tilted), points, patch_size=5)
+    torch.testing.assert_close(fast, slow, atol=2e-3, rtol=0)
+    assert float(fast[-1].abs().max()) == 0.0  # far outside every image
+    assert float(fast[:-1].abs().sum()) > 0
+
+
 def test_prepare_projections_is_unit_scale_and_shift_free():
     g = torch.Generator().manual_seed(1)
     data = torch.randn(3, 8, 10, generator=g) + 7.0
@@ -119,6 +140,21 @@ def test_sliceset_is_a_set_function_of_the_tilts(head):
     )
     # the angles matter: the same patches at other angles give other values
     assert not torch.allclose(net(patches, angles + 5.0), out)
+
+
+@pytest.mark.parametrize("head", ["pixel", "wavelet"])
+def test_fused_inference_equals_the_training_path(head):
+    cfg = SliceSetConfig(patch_size=5, row_features=4, set_features=6, row_out=3, head=head)
+    net = SliceSet(cfg, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():  # non-zero biases, so the folded bias is exercised
+        net.row.bias.normal_(generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(6)
+    patches = torch.randn(7, 5, 5, 5, generator=g)
+    angles = torch.tensor([-60.0, -20.0, 0.0, 25.0, 55.0])
+    reference = net(patches, angles)  # grad enabled: the unfused path
+    with torch.no_grad():
+        fused = net(patches, angles)
+    torch.testing.assert_close(fused, reference.detach(), atol=1e-5, rtol=1e-5)
 
 
 def test_model_file_round_trip_and_refusal(tmp_path):
@@ -179,6 +215,29 @@ def test_reconstruct_is_chunk_independent_and_deterministic():
     assert torch.equal(a, reconstruct(data, geo, model=net, shape=(4, 8, 8), chunk=3))
 
 
+def test_rotating_xf_resamples_once_and_matches_the_exact_path():
+    g = torch.Generator().manual_seed(8)
+    # smooth images (the double interpolation only blurs the finest detail)
+    raw = torch.randn(5, 1, 24, 28, generator=g)
+    data = torch.nn.functional.avg_pool2d(raw, 5, stride=1, padding=2)[:, 0] * 25
+    angles = [-40.0, -20.0, 0.0, 20.0, 40.0]
+    xf = torch.zeros(5, 2, 3, dtype=torch.float64)
+    for t, deg in enumerate([3.0, -2.0, 0.5, 1.0, -3.0]):
+        c, s_ = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+        xf[t, :, :2] = torch.tensor([[c, -s_], [s_, c]])
+        xf[t, :, 2] = torch.tensor([0.7 * t - 1.0, 0.4 - 0.3 * t])
+    geo = _geometry(angles, xf)
+    model, _ = load_model(default_model_path("pixel"))
+    fast = reconstruct(data, geo, model=model, shape=(8, 24, 28))
+    exact = reconstruct(data, geo, model=model, shape=(8, 24, 28), exact_xf=True)
+    inner = (slice(None), slice(4, -4), slice(4, -4))  # away from the image borders
+    err = (fast - exact)[inner].std() / exact[inner].std()
+    assert float(err) < 0.1
+    # and the .xf matters: ignoring it is far worse
+    plain = reconstruct(data, _geometry(angles), model=model, shape=(8, 24, 28))
+    assert float((plain - exact)[inner].std() / exact[inner].std()) > 3 * float(err)
+
+
 def test_reconstruct_refuses_a_volume_that_does_not_fit():
     net = SliceSet(SliceSetConfig(patch_size=3))
     with pytest.raises(InputError, match="does not fit"):
@@ -220,6 +279,24 @@ def test_unet_peer_shapes_and_residual():
         net.out.weight.zero_()
         net.out.bias.zero_()
     torch.testing.assert_close(net(x), x)
+
+
+def test_unet_peer_stops_at_its_wall_time_budget():
+    from inversa.core import phantoms
+    from inversa.cryolithe import DataConfig, train_unet
+
+    small = str(phantoms.builtin_structure_path("1ake"))  # small: a quick scene
+    data = DataConfig(
+        structure=small, n_scenes=1, shape=(16, 32, 32), voxel_sizes=(8.0, 8.0), particles=(1, 1)
+    )
+    cfg = UNetConfig(channels=2, depth=1)
+    _, info = train_unet(data, config=cfg, steps=50, crop=16, seconds=1e-3)
+    assert info["steps"] == 1  # over budget from the start: one step, then stop
+    assert info["budget_seconds"] == 1e-3
+    _, info = train_unet(data, config=cfg, steps=3, crop=16)
+    assert info["steps"] == 3 and info["budget_seconds"] is None
+    with pytest.raises(InputError):
+        train_unet(data, config=cfg, steps=3, seconds=0.0)
 
 
 def test_training_resumes_exactly(tmp_path, monkeypatch):

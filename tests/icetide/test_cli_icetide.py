@@ -98,3 +98,19 @@ def test_local_grid_below_four_is_refused(tmp_path, capsys):
     assert main(["icetide", str(path), "--out", str(out), "--local-grid", "3"]) == 2
     assert "--local-grid" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_resume_with_another_steps_exits_2_and_keeps_the_outputs(tmp_path, capsys):
+    path, _, _ = _series(tmp_path)
+    out = tmp_path / "out"
+    args = ["icetide", str(path), "--out", str(out), "--rays", "32", "--samples", "8"]
+    args += ["--local-grid", "4", "--thickness", "6", "--force"]
+    assert main([*args, "--steps", "4", "--sirt", "2"]) == 0
+    assert io.read_mrc(out / "corrected_sirt.mrc")[0].shape == (6, 16, 16)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main([*args, "--steps", "6"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "checkpoint.pt" in err and "--steps 4" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main([*args, "--steps", "4"]) == 0  # the same schedule resumes (nothing left to run)

@@ -1,6 +1,5 @@
 import dataclasses
 
-import numpy as np
 import obspy
 import pytest
 import torch
@@ -66,6 +65,7 @@ def test_evaluate_with_an_oracle_is_perfect():
     p[:2] = s[:2] = float("nan")
     scores = evaluate_picker(_Oracle(150.0, 400.0), x, p, s)
     assert scores["p_rmse_s"] == 0 and scores["s_rmse_s"] == 0
+    assert scores["p_rmse_detected_s"] == 0 and scores["p_detected"] == 1.0
     assert scores["recall"] == 1.0 and 0 < scores["precision"] < 1  # noise windows get picks too
 
 
@@ -84,9 +84,9 @@ def test_annotate_long_recording_and_picks_to_quakeml_and_csv(tmp_path):
     assert [(p.phase_hint, p.time) for p in back] == [(p.phase_hint, p.time) for p in picks]
     assert back[0].waveform_id.get_seed_string() == "BW.RJOB..EHZ"
     csv = write_picks(picks, tmp_path / "picks.csv").read_text().splitlines()
-    assert csv[0] == "seed_id,phase,time,probability" and len(csv) == 3
+    assert csv[0] == "event,seed_id,phase,time,probability,uncertainty_s" and len(csv) == 3
     with pytest.raises(InputError, match="exists"):
         write_picks(picks, tmp_path / "picks.csv")
     with pytest.raises(InputError, match=r"\.csv"):
         write_picks(picks, tmp_path / "picks.txt")
-    assert np.isfinite(float(csv[1].split(",")[3].split("=")[-1]))
+    assert float(csv[1].split(",")[4]) == pytest.approx(1.0, abs=1e-3)

@@ -89,8 +89,11 @@ def _check_data_and_quality(result) -> None:
     # The other shipped structure is not what this run simulated.
     assert "6ZU5" not in text and "ribosome" not in text.lower()
     for method, m in result.metrics.items():
-        row = f"{method.upper()} {m['psnr_db']:.2f} {m['ssim']:.3f} {m['correlation']:.3f}"
+        label = _demo._label(method)
+        row = f"{label} {m['psnr_db']:.2f} {m['ssim']:.3f} {m['correlation']:.3f}"
         assert row in text
+        q = f"{m['fsc_0.5_A']:.1f} {m['fsc_0.143_A']:.1f} {m['seconds']:.1f}"
+        assert f"{row} {q}" in text
 
 
 def test_demo_writes_report_figures_and_metrics(demo):
@@ -99,13 +102,16 @@ def test_demo_writes_report_figures_and_metrics(demo):
     for png in ("slices.png", "tilts.png", "fsc.png"):
         assert (out / png).read_bytes()[:8] == _PNG
     saved = json.loads((out / "metrics.json").read_text())
-    for method in ("wbp", "sirt"):
+    assert list(saved["methods"]) == ["wbp", "sirt", "cryolithe"]
+    for method in ("wbp", "sirt", "cryolithe"):
         m = saved["methods"][method]
         assert all(math.isfinite(m[k]) for k in ("psnr_db", "ssim", "correlation"))
         assert m["correlation"] > 0.5
         assert 2 * TINY.voxel_size <= m["fsc_0.143_A"] < 10 * TINY.voxel_size
+        assert m["seconds"] == result.timings[method] > 0
+    assert (out / "tomogram_cryolithe.mrc").exists()
     assert saved["subtomogram_averaging"] is None and result.initial_resolution is None
-    assert set(result.timings) == {"simulate", "wbp", "sirt", "report"}
+    assert set(result.timings) == {"simulate", "wbp", "sirt", "cryolithe", "report"}
     with pytest.raises(OutputExistsError):
         run_demo(out, simulation=TINY, sirt_iterations=5, averaging=False, progress=False)
 
@@ -116,6 +122,41 @@ def test_report_is_self_contained(demo):
 
 def test_report_text_comes_from_the_values_used(demo):
     _check_data_and_quality(demo[1])
+
+
+def test_report_shows_cryolithe_beside_wbp_and_sirt(demo):
+    from inversa.cryolithe import default_model_path, load_model
+
+    _, result = demo
+    text = _text(result.report)
+    model, info = load_model(default_model_path())
+    n_params = sum(p.numel() for p in model.parameters())
+    assert f"CryoLithe, the shipped {model.config.head}-head model ({n_params:,} parameters" in text
+    assert f"trained for {info['training_seconds_total']:.0f} s" in text
+    # TINY simulates 1AKE at 5 Å: not what the shipped model was trained on
+    assert "outside its training data" in text and "inside its training" not in text
+    flipped = " on phase-flipped tilts" if TINY.ctf else ""
+    assert f"WBP with a Hann-windowed ramp filter{flipped}; SIRT, 5 iterations{flipped};" in text
+
+
+def _png_width(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[16:20], "big")  # IHDR width
+
+
+def test_demo_without_cryolithe(demo, tmp_path):
+    result = run_demo(
+        tmp_path,
+        simulation=TINY,
+        sirt_iterations=5,
+        averaging=False,
+        cryolithe=False,
+        progress=False,
+    )
+    assert list(result.metrics) == ["wbp", "sirt"]
+    assert "CryoLithe" not in _text(result.report)
+    # the slices figure has one column per volume: truth, WBP, SIRT (+ CryoLithe)
+    three, four = _png_width(tmp_path / "slices.png"), _png_width(demo[0] / "slices.png")
+    assert four == pytest.approx(three * 4 / 3, rel=0.08)
 
 
 def test_averaging_text_comes_from_the_values_used(tmp_path):
@@ -177,7 +218,15 @@ def test_full_demo_with_averaging(tmp_path):
     for png in ("average.png", "average_fsc.png", "angular_error.png"):
         assert (tmp_path / png).read_bytes()[:8] == _PNG
     assert result.averaging["n_particles"] == TINY.n_particles
-    assert set(result.timings) == {"simulate", "wbp", "sirt", "extract", "refine", "report"}
+    assert set(result.timings) == {
+        "simulate",
+        "wbp",
+        "sirt",
+        "cryolithe",
+        "extract",
+        "refine",
+        "report",
+    }
     _check_self_contained(result.report, n_images=6)
     _check_data_and_quality(result)
     text = _text(result.report)

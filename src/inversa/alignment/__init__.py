@@ -5,15 +5,19 @@
   expansion), alternated with FFT translation search.
 - :func:`align_exhaustive` (:class:`ExhaustiveConfig`, method ``"exhaustive"``) — the
   matched-filter baseline over SO(3) grids.
-- :func:`average_particles`, :func:`refine` — wedge-weighted gold-standard averaging and the
-  align -> average -> FSC loop.
+- :func:`average_particles`, :func:`refine` — wedge-weighted or CTF-corrected (Wiener)
+  gold-standard averaging and the align -> average -> FSC loop.
+- :class:`ParticleCTF` — per-particle 3-D CTF x exposure weights (the tilts' CTFs at the
+  particle's defocus, dose-filtered, as central slices), used by both aligners and the
+  average in place of the binary wedge.
 - :func:`diagnose_alignment`, :func:`diagnose_refinement` — whether poses can be trusted,
   judged without ground truth.
 - :func:`extract_subtomograms`, RELION 5 pose conversion (``poses_from_table``,
   ``poses_to_table``) and the STAR column names.
 """
 
-from inversa.alignment._average import AverageResult, average_particles
+from inversa.alignment._average import AverageResult, average_particles, wiener_constants
+from inversa.alignment._ctfweight import ParticleCTF, ctf_weight_volume
 from inversa.alignment._diagnostics import (
     AlignmentDiagnostics,
     DiagnosticsConfig,
@@ -72,6 +76,7 @@ __all__ = [
     "Extraction",
     "IterationStats",
     "NewtonConfig",
+    "ParticleCTF",
     "RefineConfig",
     "RefineResult",
     "align_exhaustive",
@@ -80,6 +85,7 @@ __all__ = [
     "aligner_config",
     "average_particles",
     "centred_from_pixel_coordinates",
+    "ctf_weight_volume",
     "diagnose_alignment",
     "diagnose_refinement",
     "extract_subtomograms",
@@ -99,4 +105,5 @@ __all__ = [
     "to_subtomogram_frame",
     "to_tomogram_frame",
     "wedge_mask",
+    "wiener_constants",
 ]

@@ -15,6 +15,7 @@ interpolated and Fourier transformed once per batch of particles.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -24,11 +25,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from inversa.alignment._ctfweight import ParticleCTF
 from inversa.alignment._result import AlignmentResult
 from inversa.alignment._volumes import (
     find_shift,
     fourier_frequencies,
     rotate_volume,
+    shift_from_spectra,
     shift_volume,
     spherical_mask,
     wedge_mask,
@@ -147,8 +150,12 @@ class _Scorer:
 class _Scorers:
     """Scorers by working box size, built on first use."""
 
-    def __init__(self, reference: torch.Tensor, config: ExhaustiveConfig) -> None:
+    def __init__(
+        self, reference: torch.Tensor, config: ExhaustiveConfig, ctf: ParticleCTF | None = None
+    ) -> None:
         self.config = config
+        self.ctf = ctf
+        self._weights: dict[tuple[int, float], torch.Tensor] = {}
         self.shape = tuple(reference.shape)
         n = self.shape[-1]
         self.mask = spherical_mask(
@@ -226,6 +233,28 @@ class _Scorers:
         self._cache[cutoff] = scorer
         return scorer
 
+    def particle_weight(self, index: int, cutoff: float | None) -> torch.Tensor:
+        """Particle ``index``'s 3-D CTF weight x band at a level (``None``: full band).
+
+        ``(b, b, b//2+1)`` rfft layout of the level's box, zero at ``k = 0``; the full band
+        is ``(D, H, W)`` fftn layout (the final shift searches).
+        """
+        key = (index, -1.0 if cutoff is None else cutoff)
+        if key in self._weights:
+            return self._weights[key]
+        one = self.ctf.subset(slice(index, index + 1))
+        dev, dt = self.reference.device, self.reference.dtype
+        if cutoff is None:
+            k = fourier_frequencies(self.shape, device=dev, dtype=torch.float64)
+            weight = one.weights(k)[0].to(dt) * self.full_band_weight
+        else:
+            scorer = self.at(cutoff)
+            half = scorer.shape[2] // 2 + 1
+            k = fourier_frequencies(scorer.shape, device=dev, dtype=torch.float64)[..., :half, :]
+            weight = one.weights(k / scorer.scale)[0].to(dt) * scorer.weight_half
+        self._weights[key] = weight
+        return weight
+
     def crop(self, scorer: _Scorer, particle: torch.Tensor) -> torch.Tensor:
         """Mask ``(..., D, H, W)`` particles and bring them to the scorer's box."""
         masked = particle * self.mask
@@ -269,30 +298,44 @@ def _rotate_many(volume: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
 
 
 def _rotated_spectra(scorer: _Scorer, rotations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spectra ``(B, b, b, b//2+1)`` of the rotated reference and their weighted energies."""
+    """Spectra ``(B, b, b, b//2+1)`` of the rotated reference and their hermitian power."""
     rotated = _rotate_many(scorer.reference, rotations)
     spectra = torch.fft.rfftn(rotated, dim=(-3, -2, -1))
-    power = spectra.real.square() + spectra.imag.square()
-    energy = (scorer.weight_half * scorer.hermitian * power).sum(dim=(-3, -2, -1))
-    return spectra, energy
+    power = (spectra.real.square() + spectra.imag.square()) * scorer.hermitian
+    return spectra, power
 
 
-def _particle_spectrum(scorer: _Scorer, cropped: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _particle_spectrum(
+    scorer: _Scorer, cropped: torch.Tensor, weight: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``M P``, ``sum_supp |P|^2`` and the reference-energy weight ``M^2`` of a particle.
+
+    ``weight`` is the particle's 3-D CTF weight at the level (``None``: the binary
+    wedge x band of the scorer, for which ``M = M^2 =`` support).
+    """
     spectrum = torch.fft.rfftn(cropped, dim=(-3, -2, -1))
-    power = spectrum.real.square() + spectrum.imag.square()
-    energy = (scorer.weight_half * scorer.hermitian * power).sum()
-    return spectrum, energy
+    power = (spectrum.real.square() + spectrum.imag.square()) * scorer.hermitian
+    if weight is None:
+        w = scorer.weight_half
+        return w * spectrum, (w * power).sum(), w
+    support = (weight != 0).to(power.dtype)
+    return weight * spectrum, (support * power).sum(), weight * weight
 
 
 def _best_over_shifts(
     scorer: _Scorer,
     ref_spectra: torch.Tensor,
-    ref_energy: torch.Tensor,
-    particle_spectrum: torch.Tensor,
-    particle_energy: torch.Tensor,
+    ref_power: torch.Tensor,
+    particle: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> torch.Tensor:
-    """Normalised score ``(B,)`` of each rotated reference at its best allowed shift."""
-    spectrum = ref_spectra.conj() * (scorer.weight_half * particle_spectrum)
+    """Normalised score ``(B,)`` of each rotated reference at its best allowed shift.
+
+    ``C / sqrt(sum M^2 |R ref|^2 * sum_supp |P|^2)`` with ``C`` the correlation of
+    ``M P`` with the rotated reference (``M`` the binary wedge or the 3-D CTF weight).
+    """
+    weighted, particle_energy, energy_weight = particle
+    ref_energy = (energy_weight * ref_power).sum(dim=(-3, -2, -1))
+    spectrum = ref_spectra.conj() * weighted
     cc = torch.fft.irfftn(spectrum, s=scorer.shape, dim=(-3, -2, -1))
     flat = cc.reshape(cc.shape[0], -1)[:, scorer.allowed]
     n = math.prod(scorer.shape)
@@ -300,17 +343,27 @@ def _best_over_shifts(
     return flat.amax(dim=1) * n / denom
 
 
+def _weight_at(scorers: _Scorers, index: int | None, cutoff: float) -> torch.Tensor | None:
+    return None if scorers.ctf is None or index is None else scorers.particle_weight(index, cutoff)
+
+
 def _score_rotations(
-    scorers: _Scorers, particle: torch.Tensor, rotations: torch.Tensor, cutoff: float
+    scorers: _Scorers,
+    particle: torch.Tensor,
+    rotations: torch.Tensor,
+    cutoff: float,
+    index: int | None = None,
 ) -> torch.Tensor:
     """Scores ``(M,)`` of one particle against the reference at ``rotations (M, 3, 3)``."""
     scorer = scorers.at(cutoff)
-    spectrum, energy = _particle_spectrum(scorer, scorers.crop(scorer, particle))
+    prepared = _particle_spectrum(
+        scorer, scorers.crop(scorer, particle), _weight_at(scorers, index, cutoff)
+    )
     batch = scorers.config.batch_size
     out = []
     for start in range(0, rotations.shape[0], batch):
-        spectra, ref_energy = _rotated_spectra(scorer, rotations[start : start + batch])
-        out.append(_best_over_shifts(scorer, spectra, ref_energy, spectrum, energy))
+        spectra, ref_power = _rotated_spectra(scorer, rotations[start : start + batch])
+        out.append(_best_over_shifts(scorer, spectra, ref_power, prepared))
     return torch.cat(out)
 
 
@@ -319,14 +372,17 @@ def _global_scores(
 ) -> torch.Tensor:
     """Scores ``(N, G)`` of every particle at every grid rotation (rotations shared)."""
     scorer = scorers.at(cutoff)
-    prepared = [_particle_spectrum(scorer, scorers.crop(scorer, p)) for p in particles]
+    prepared = [
+        _particle_spectrum(scorer, scorers.crop(scorer, p), _weight_at(scorers, i, cutoff))
+        for i, p in enumerate(particles)
+    ]
     scores = torch.empty(particles.shape[0], grid.shape[0], device=grid.device, dtype=grid.dtype)
     batch = scorers.config.batch_size
     for start in range(0, grid.shape[0], batch):
         stop = min(start + batch, grid.shape[0])
-        spectra, ref_energy = _rotated_spectra(scorer, grid[start:stop])
-        for i, (spectrum, energy) in enumerate(prepared):
-            scores[i, start:stop] = _best_over_shifts(scorer, spectra, ref_energy, spectrum, energy)
+        spectra, ref_power = _rotated_spectra(scorer, grid[start:stop])
+        for i, one in enumerate(prepared):
+            scores[i, start:stop] = _best_over_shifts(scorer, spectra, ref_power, one)
     return scores
 
 
@@ -350,6 +406,7 @@ def _refine_levels(
     particle: torch.Tensor,
     candidates: torch.Tensor,
     levels: list[tuple[float, float]],
+    index: int | None = None,
 ) -> torch.Tensor:
     """Refine ``(k, 3, 3)`` candidates through local grids ``(radius, step)``; best ``(3, 3)``."""
     best = candidates
@@ -357,17 +414,33 @@ def _refine_levels(
         grid = torch.cat(
             [local_so3_grid(c, max_angle_deg=radius, step_deg=step) for c in best], dim=0
         )
-        scores = _score_rotations(scorers, particle, grid, _level_cutoff(scorers, step))
+        scores = _score_rotations(scorers, particle, grid, _level_cutoff(scorers, step), index)
         best = grid[int(torch.argmax(scores))][None]
     return best[0]
 
 
 def _final_shift(
-    scorers: _Scorers, particle: torch.Tensor, rotation: torch.Tensor
+    scorers: _Scorers, particle: torch.Tensor, rotation: torch.Tensor, index: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sub-voxel shift ``(3,)`` and full-band score of ``particle`` at ``rotation``."""
     cfg = scorers.config
     rotated = rotate_volume(scorers.reference, rotation)
+    if scorers.ctf is not None and index is not None:
+        weight = scorers.particle_weight(index, None)
+        dims = (-3, -2, -1)
+        spectrum = torch.fft.fftn(particle * scorers.mask, dim=dims)
+        support = (weight != 0).to(weight.dtype)
+        energy = (support * spectrum.abs() ** 2).sum(dim=dims)
+        shifts, score = shift_from_spectra(
+            torch.fft.fftn(rotated, dim=dims)[None],
+            spectrum[None],
+            energy[None],
+            weight=weight,
+            max_shift=cfg.max_shift,
+            upsample=cfg.upsample,
+            energy_weight=weight * weight,
+        )
+        return shifts[0], score[0]
     return find_shift(
         rotated,
         particle * scorers.mask,
@@ -383,6 +456,7 @@ def align_exhaustive(
     *,
     config: ExhaustiveConfig,
     prior_rotations: torch.Tensor | None = None,
+    ctf: ParticleCTF | None = None,
     progress: bool = False,
 ) -> AlignmentResult:
     """Align volumes to a reference by exhaustive search over SO(3) and all shifts.
@@ -407,6 +481,10 @@ def align_exhaustive(
     prior_rotations
         ``(N, 3, 3)`` prior orientations: local mode within ``config.max_angle_deg`` of
         them (ignored when that is ``None``); ``None`` for a global search.
+    ctf
+        Per-particle 3-D CTF x exposure weights (one entry per particle); they replace
+        the binary wedge (``config.wedge`` is then not used) in every score, as in
+        :func:`~inversa.alignment.align_newton`.
     progress
         Show a progress bar over particles (terminals only).
 
@@ -441,7 +519,11 @@ def align_exhaustive(
                 None, f"prior_rotations must be ({n}, 3, 3), got {tuple(prior_rotations.shape)}"
             )
         priors = prior_rotations.to(device=reference.device, dtype=reference.dtype)
-    scorers = _Scorers(reference, config)
+    if ctf is not None:
+        if len(ctf) != n:
+            raise InputError(None, f"ctf holds {len(ctf)} particles for {n} volumes")
+        config = dataclasses.replace(config, wedge=None)
+    scorers = _Scorers(reference, config, ctf)
     steps = list(config.refine_steps)
 
     if local:
@@ -472,12 +554,12 @@ def align_exhaustive(
                     count=config.n_candidates,
                     separation_deg=2.0 * config.coarse_step,
                 )
-            rotation = _refine_levels(scorers, vols[i], candidates, first_levels)
+            rotation = _refine_levels(scorers, vols[i], candidates, first_levels, i)
             # Re-centre on the sub-voxel shift so the finer levels compare aligned densities.
-            coarse_shift, _ = _final_shift(scorers, vols[i], rotation)
+            coarse_shift, _ = _final_shift(scorers, vols[i], rotation, i)
             centred = shift_volume(vols[i], -coarse_shift)
-            rotation = _refine_levels(scorers, centred, rotation[None], later_levels)
-            residual, score = _final_shift(scorers, centred, rotation)
+            rotation = _refine_levels(scorers, centred, rotation[None], later_levels, i)
+            residual, score = _final_shift(scorers, centred, rotation, i)
             rotations[i], shifts[i], scores[i] = rotation, coarse_shift + residual, score
             bar.advance(task)
     return AlignmentResult(

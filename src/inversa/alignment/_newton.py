@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import torch
 
+from inversa.alignment._ctfweight import ParticleCTF
+from inversa.alignment._exhaustive import _rotate_many
 from inversa.alignment._harmonics import (
     ShellGrid,
     fourier_shell_samples,
@@ -54,7 +56,6 @@ from inversa.alignment._so3 import (
     so3_fft_grid,
 )
 from inversa.alignment._volumes import (
-    rotate_volume,
     shift_from_spectra,
     spherical_mask,
     wedge_mask,
@@ -175,6 +176,8 @@ class _Reference:
     kernels_n_amp: torch.Tensor | None
     wedge_dir: torch.Tensor  # (T, P) wedge indicator on the quadrature directions
     wedge_fft: torch.Tensor | None  # (n, n, n) fftn-layout wedge for find_shift
+    power_coef: torch.Tensor | None  # (S, L+1, M): |F|^2 per shell (per-particle CTF N)
+    amp_power_coef: torch.Tensor | None  # (S, L+1, M): (|F| - mean)^2 per shell
 
 
 def _sphere_mean(samples: torch.Tensor, grid: ShellGrid, weight: torch.Tensor) -> torch.Tensor:
@@ -200,7 +203,9 @@ def _energy(b: torch.Tensor, shell_w: torch.Tensor, band: int) -> torch.Tensor:
     return torch.einsum("s,...slm->...", shell_w, part.abs() ** 2)
 
 
-def _prepare_reference(reference: torch.Tensor, config: NewtonConfig) -> _Reference:
+def _prepare_reference(
+    reference: torch.Tensor, config: NewtonConfig, *, per_particle: bool = False
+) -> _Reference:
     n = reference.shape[-1]
     dev, dt = reference.device, reference.dtype
     l_max = max(config.band_limits)
@@ -214,7 +219,7 @@ def _prepare_reference(reference: torch.Tensor, config: NewtonConfig) -> _Refere
     mask = spherical_mask((n, n, n), radius=config.mask_radius, device=dev, dtype=dt)
     vol = reference * mask
     samples = fourier_shell_samples(vol, grid, pad=config.pad).to(torch.complex128)
-    if config.wedge is None:
+    if config.wedge is None or per_particle:
         wedge_dir = torch.ones(grid.directions.shape[:2], dtype=torch.float64, device=dev)
         wedge_fft = None
     else:
@@ -226,8 +231,12 @@ def _prepare_reference(reference: torch.Tensor, config: NewtonConfig) -> _Refere
     amp = amp - _sphere_mean(amp, grid, torch.ones_like(wedge_dir))
     coef = sh_analysis(samples, grid, l_max)
     amp_coef = sh_analysis(amp, grid, l_max)
-    sigma_n = sigma_n_amp = None
-    if config.wedge is not None:
+    sigma_n = sigma_n_amp = power_coef = amp_power_coef = None
+    if per_particle:
+        # N(R) of a per-particle 3-D weight needs |F|^2 shell by shell (see _ctf_terms).
+        power_coef = sh_analysis(samples.abs() ** 2, grid, l_max)
+        amp_power_coef = sh_analysis(amp**2, grid, l_max)
+    elif config.wedge is not None:
         # N(R) = sum_s w_s int W(u) |f_s(R^T u)|^2 du: a rank-one correlation per degree.
         w_coef = sh_analysis(wedge_dir, grid, l_max)
         for name, fn in (("c", samples.abs() ** 2), ("a", amp**2)):
@@ -244,18 +253,47 @@ def _prepare_reference(reference: torch.Tensor, config: NewtonConfig) -> _Refere
     kn = None if sigma_n is None else correlation_kernels(sigma_n)
     kn_amp = None if sigma_n_amp is None else correlation_kernels(sigma_n_amp)
     return _Reference(
-        vol, grid, mask, coef, amp_coef, sigma_n, sigma_n_amp, kn, kn_amp, wedge_dir, wedge_fft
+        vol,
+        grid,
+        mask,
+        coef,
+        amp_coef,
+        sigma_n,
+        sigma_n_amp,
+        kn,
+        kn_amp,
+        wedge_dir,
+        wedge_fft,
+        power_coef,
+        amp_power_coef,
     )
 
 
+def _sigma_n(weight: torch.Tensor, power_coef: torch.Tensor, grid: ShellGrid, l_max: int):
+    """``sigma_n`` ``(B, L+1, M, M)`` of ``N(R) = sum_s w_s int M_s(u)^2 h_s(R^T u) du``.
+
+    ``weight`` is ``(B, S, T, P)`` (the per-particle 3-D weight on the shells) and
+    ``power_coef`` ``(S, L+1, M)`` the coefficients of ``h_s``; per shell the correlation
+    is rank one (``conj(g_slm) h_slm'``), summed over shells with the radial weights.
+    """
+    g = sh_analysis(weight**2, grid, l_max)  # (B, S, L+1, M)
+    w = grid.shell_weights.to(torch.complex128)
+    return torch.einsum("s,bslm,sln->blmn", w, g.conj(), power_coef)
+
+
 def _score_fn(kernels_c, kernels_n, coef_p, ref: _Reference, amp: bool, band: int):
-    """Closure: rotations ``(B, c, 3, 3)`` -> value, gradient, Hessian of the score."""
+    """Closure: rotations ``(B, c, 3, 3)`` -> value, gradient, Hessian of the score.
+
+    ``coef_p`` holds the coefficients whose band-limited energy normalises the score.
+    """
     w = ref.grid.shell_weights
     kc = _truncate(kernels_c, band)
     energy = _energy(coef_p, w, band)  # (B,)
     kn = None
     if kernels_n is None:  # no wedge: N is the constant reference energy
         energy = energy * _energy(ref.amp_coef if amp else ref.coef, w, band)
+    elif kernels_n.ndim == kc.ndim:  # one N per particle (3-D CTF weights)
+        kn = _truncate(kernels_n, band)
     else:
         kn = _truncate(kernels_n, band)[None].expand_as(kc)
 
@@ -292,12 +330,26 @@ def _march(sigma_c, kernels_n, coef_p, ref, amp, rot, config, *, prune, prior=No
 class _ShiftSearch:
     """FFT translation searches of one particle batch; its spectra are computed once."""
 
-    def __init__(self, ref: _Reference, particles: torch.Tensor, config: NewtonConfig):
+    def __init__(
+        self,
+        ref: _Reference,
+        particles: torch.Tensor,
+        config: NewtonConfig,
+        weight: torch.Tensor | None = None,
+    ):
         self.ref, self.config = ref, config
         one = torch.ones((), device=particles.device, dtype=particles.dtype)
-        self.weight = one if ref.wedge_fft is None else ref.wedge_fft
         self.spectra = torch.fft.fftn(particles, dim=(-3, -2, -1))
-        self.energy = (self.weight * self.spectra.abs() ** 2).sum(dim=(-3, -2, -1))
+        power = self.spectra.abs() ** 2
+        if weight is None:  # binary wedge (or none): W^2 = W
+            self.weight = one if ref.wedge_fft is None else ref.wedge_fft
+            self.energy_weight = None
+            self.energy = (self.weight * power).sum(dim=(-3, -2, -1))
+        else:  # per-particle 3-D CTF weights M: score sum M conj(R) P / sqrt(sum M^2 |R|^2 ..)
+            self.weight = weight.to(particles.dtype)
+            self.energy_weight = self.weight**2
+            support = (self.weight != 0).to(particles.dtype)
+            self.energy = (support * power).sum(dim=(-3, -2, -1))
 
     def __call__(
         self, rot: torch.Tensor, which: torch.Tensor | None = None
@@ -307,44 +359,86 @@ class _ShiftSearch:
         ``which`` (indices into the batch) selects the particles searched; default all.
         """
         ref = self.ref
-        rotated = rotate_volume(ref.volume, rot.to(ref.volume.dtype)) * ref.mask
+        rotated = _rotate_many(ref.volume, rot.to(ref.volume.dtype)) * ref.mask
         spectra = self.spectra if which is None else self.spectra[which]
         energy = self.energy if which is None else self.energy[which]
+        weight, energy_weight = self.weight, self.energy_weight
+        if energy_weight is not None and which is not None:
+            weight, energy_weight = weight[which], energy_weight[which]
         return shift_from_spectra(
             torch.fft.fftn(rotated, dim=(-3, -2, -1)),
             spectra,
             energy,
-            weight=self.weight,
+            weight=weight,
             max_shift=self.config.max_shift,
             upsample=self.config.upsample,
+            energy_weight=energy_weight,
         )
 
 
-def _align_batch(ref: _Reference, particles, prior, config):
+def _ctf_terms(ref: _Reference, ctf: ParticleCTF, samples: torch.Tensor, l_max: int):
+    """Per-batch pieces of the 3-D CTF score: shell weights, supports, N(R) kernels."""
+    grid = ref.grid
+    weight = ctf.weights(grid.points().to(samples.device))  # (B, S, T, P)
+    support = (weight != 0).to(torch.float64)
+    sigma_n = _sigma_n(weight, ref.power_coef, grid, l_max)
+    sigma_n_amp = _sigma_n(weight, ref.amp_power_coef, grid, l_max)
+    return weight, support, sigma_n, sigma_n_amp
+
+
+def _align_batch(ref: _Reference, particles, prior, config, ctf: ParticleCTF | None = None):
     grid = ref.grid
     l_max = max(config.band_limits)
     w = grid.shell_weights
     masked = particles * ref.mask
-    shift_search = _ShiftSearch(ref, masked, config)
-    samples = fourier_shell_samples(masked, grid, pad=config.pad).to(torch.complex128)
-    samples = samples * ref.wedge_dir  # the particle's measured spectrum W P
+    raw = fourier_shell_samples(masked, grid, pad=config.pad).to(torch.complex128)
+    n = particles.shape[-1]
+    if ctf is None:
+        weight = support = ref.wedge_dir  # binary: W = W^2 = support
+        sigma_n, sigma_n_amp = ref.sigma_n, ref.sigma_n_amp
+        kernels_n, kernels_n_amp = ref.kernels_n, ref.kernels_n_amp
+        shift_search = _ShiftSearch(ref, masked, config)
+    else:
+        weight, support, sigma_n, sigma_n_amp = _ctf_terms(ref, ctf, raw, l_max)
+        kernels_n = correlation_kernels(sigma_n)
+        kernels_n_amp = None if prior is not None else correlation_kernels(sigma_n_amp)
+        grid_weight = ctf.on_grid((n, n, n), device=particles.device)
+        shift_search = _ShiftSearch(ref, masked, config, grid_weight)
+    # The matched filter correlates M P with the reference; W P for a binary wedge.
+    samples = raw * weight
     b = samples.shape[0]
+    coef_energy = None if ctf is None else sh_analysis(raw * support, grid, l_max)
     if prior is None:
-        amp = samples.abs()
-        amp = (amp - _sphere_mean(amp, grid, ref.wedge_dir)) * ref.wedge_dir
-        coef_amp = sh_analysis(amp, grid, l_max)
+        mag = raw.abs()
+        absw = weight.abs()
+        # Shell mean of |P| fitted as a multiple of |M| (the plain mean for a binary wedge).
+        quad = grid.weights[:, None]
+        mu = (absw * mag * quad).sum((-2, -1), keepdim=True) / (absw**2 * quad).sum(
+            (-2, -1), keepdim=True
+        ).clamp_min(1e-30)
+        centred = mag - absw * mu
+        coef_amp = sh_analysis(centred * absw, grid, l_max)
+        coef_amp_energy = coef_amp if ctf is None else sh_analysis(centred * support, grid, l_max)
         sigma_amp = _sigma(coef_amp, ref.amp_coef, w)
         n_grid = 2 * config.l0 * config.grid_factor
         values = so3_fft_grid(_truncate(sigma_amp, config.l0), n_grid)
-        e_p = _energy(coef_amp, w, config.l0)[:, None, None, None]
-        if ref.sigma_n_amp is None:
+        e_p = _energy(coef_amp_energy, w, config.l0)[:, None, None, None]
+        if sigma_n_amp is None:
             norm = e_p * _energy(ref.amp_coef, w, config.l0)
         else:
-            norm = e_p * so3_fft_grid(_truncate(ref.sigma_n_amp, config.l0)[None], n_grid)
+            s_n = _truncate(sigma_n_amp, config.l0)
+            norm = e_p * so3_fft_grid(s_n if s_n.ndim == 4 else s_n[None], n_grid)
         values = values / norm.clamp_min(1e-30).sqrt()
         rot, _ = grid_candidates(values, config.n_candidates)
         rot, scores = _march(
-            sigma_amp, ref.kernels_n_amp, coef_amp, ref, True, rot, config, prune=True
+            sigma_amp,
+            kernels_n_amp,
+            coef_amp_energy,
+            ref,
+            True,
+            rot,
+            config,
+            prune=True,
         )
         # The best few amplitude poses each get a translation search; the best wins.
         top = min(3, rot.shape[1])
@@ -378,7 +472,15 @@ def _align_batch(ref: _Reference, particles, prior, config):
         coef = sh_analysis(samples * phase, grid, l_max)
         sigma_c = _sigma(coef, ref.coef, w)
         rot, _ = _march(
-            sigma_c, ref.kernels_n, coef, ref, False, rot[:, None], config, prune=False, prior=prior
+            sigma_c,
+            kernels_n,
+            coef if coef_energy is None else coef_energy,
+            ref,
+            False,
+            rot[:, None],
+            config,
+            prune=False,
+            prior=prior,
         )
         rot = rot[:, 0]
         previous = shifts
@@ -396,6 +498,7 @@ def align_newton(
     *,
     config: NewtonConfig,
     prior_rotations: torch.Tensor | None = None,
+    ctf: ParticleCTF | None = None,
     progress: bool = False,
 ) -> AlignmentResult:
     """Align particles to a reference by frequency-marched Newton (see the module notes).
@@ -412,6 +515,10 @@ def align_newton(
     prior_rotations
         ``(N, 3, 3)``: local mode, search within ``config.max_angle_deg`` of these
         (ignored when that is ``None``); ``None`` for a global search.
+    ctf
+        Per-particle 3-D CTF x exposure weights (:class:`ParticleCTF`, one entry per
+        particle): they replace the binary wedge (``config.wedge`` is then not used) in
+        the score, the Newton march and the translation search.
     progress
         Print a line per batch to stderr.
 
@@ -439,10 +546,12 @@ def align_newton(
         prior_rotations = None
     if prior_rotations is not None and prior_rotations.shape != (volumes.shape[0], 3, 3):
         raise InputError(None, f"prior_rotations must be ({volumes.shape[0]}, 3, 3)")
+    if ctf is not None and len(ctf) != volumes.shape[0]:
+        raise InputError(None, f"ctf holds {len(ctf)} particles for {volumes.shape[0]} volumes")
     out_device, out_dtype = volumes.device, volumes.dtype
     dev = torch.device(config.device) if config.device is not None else volumes.device
     dt = volumes.dtype if volumes.is_floating_point() else torch.float32
-    ref = _prepare_reference(reference.to(dev, dt), config)
+    ref = _prepare_reference(reference.to(dev, dt), config, per_particle=ctf is not None)
     rots, shifts, scores = [], [], []
     starts = range(0, volumes.shape[0], config.batch_size)
     if progress:
@@ -454,7 +563,8 @@ def align_newton(
         prior = (
             None if prior_rotations is None else prior_rotations[start:stop].to(dev, torch.float64)
         )
-        r, s, c = _align_batch(ref, volumes[start:stop].to(dev, dt), prior, config)
+        part_ctf = None if ctf is None else ctf.subset(slice(start, stop))
+        r, s, c = _align_batch(ref, volumes[start:stop].to(dev, dt), prior, config, part_ctf)
         rots.append(r)
         shifts.append(s)
         scores.append(c)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from inversa.alignment._average import AverageResult, average_particles
+from inversa.alignment._ctfweight import ParticleCTF
 from inversa.alignment._exhaustive import ExhaustiveConfig, align_exhaustive
 from inversa.alignment._newton import NewtonConfig, align_newton
 from inversa.alignment._result import AlignmentResult
@@ -212,6 +213,7 @@ def align_particles(
     *,
     config: AlignerConfig,
     prior_rotations: torch.Tensor | None = None,
+    ctf: ParticleCTF | None = None,
     progress: bool = False,
 ) -> AlignmentResult:
     """Align volumes with the aligner whose settings ``config`` are.
@@ -230,6 +232,8 @@ def align_particles(
     prior_rotations
         ``(N, 3, 3)``: search within ``config.max_angle_deg`` of these (globally when
         that is ``None``); ``None`` for a global search.
+    ctf
+        Per-particle 3-D CTF weights (replace the config's wedge), or ``None``.
     progress
         Progress bar.
 
@@ -239,11 +243,21 @@ def align_particles(
     """
     if isinstance(config, ExhaustiveConfig):
         return align_exhaustive(
-            reference, volumes, config=config, prior_rotations=prior_rotations, progress=progress
+            reference,
+            volumes,
+            config=config,
+            prior_rotations=prior_rotations,
+            ctf=ctf,
+            progress=progress,
         )
     if isinstance(config, NewtonConfig):
         return align_newton(
-            reference, volumes, config=config, prior_rotations=prior_rotations, progress=progress
+            reference,
+            volumes,
+            config=config,
+            prior_rotations=prior_rotations,
+            ctf=ctf,
+            progress=progress,
         )
     raise InputError(None, f"config must name an aligner, got {type(config).__name__}")
 
@@ -274,6 +288,7 @@ def refine(
     subsets: torch.Tensor | None = None,
     prior_rotations: torch.Tensor | None = None,
     pixel_size: float = 1.0,
+    ctf: ParticleCTF | None = None,
     progress: bool = False,
 ) -> RefineResult:
     """Refine particle poses and their average with gold-standard half sets.
@@ -306,6 +321,9 @@ def refine(
         ``(N, 3, 3)`` poses to start from (local search from the first iteration).
     pixel_size
         Angstrom per voxel (unit of the resolutions).
+    ctf
+        Per-particle 3-D CTF x exposure weights: the aligner scores with them (instead of
+        the wedge) and the averages are CTF-corrected (Wiener constant from the FSC).
     progress
         Progress bars of the aligner.
 
@@ -325,6 +343,8 @@ def refine(
     if n_iterations < 1:
         raise InputError(None, f"n_iterations must be >= 1, got {n_iterations}")
     n = volumes.shape[0]
+    if ctf is not None and len(ctf) != n:
+        raise InputError(None, f"ctf holds {len(ctf)} particles for {n} volumes")
     if subsets is None:
         subsets = torch.arange(n) % 2 + 1
     subsets = torch.as_tensor(subsets).to(device=volumes.device)
@@ -334,7 +354,7 @@ def refine(
         if prior_rotations is not None:
             zero = torch.zeros(n, 3, device=volumes.device, dtype=volumes.dtype)
             reference = average_particles(
-                volumes, prior_rotations, zero, wedge=config.wedge, subsets=subsets
+                volumes, prior_rotations, zero, wedge=config.wedge, subsets=subsets, ctf=ctf
             ).map
         else:
             reference = volumes[0].clone()
@@ -369,6 +389,7 @@ def refine(
                 volumes[pick],
                 config=config.aligner_at(_band(ref_resolution, pixel_size)),
                 prior_rotations=None if priors is None else priors[pick],
+                ctf=None if ctf is None else ctf.subset(pick),
                 progress=progress,
             )
             rotations[pick] = result.rotations.to(rotations.dtype)
@@ -382,6 +403,7 @@ def refine(
             subsets=subsets,
             pixel_size=pixel_size,
             mask_radius=config.mask_radius,
+            ctf=ctf,
         )
         refs = {
             1: _lowpassed(average.half1, average.resolution, pixel_size),

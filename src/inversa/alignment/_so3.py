@@ -48,10 +48,10 @@ __all__ = [
 _PAIRS = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
 
 
-def _apply_xt(sigma: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
-    """``sigma X^T`` for a tridiagonal ``X`` given as ``(3, L + 1, M)`` diagonals."""
+def _apply_xt(sigma: torch.Tensor, band: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``sigma X^T`` into ``out`` for a tridiagonal ``X`` given as ``(3, L + 1, M)`` diagonals."""
     lo, di, up = band[0], band[1], band[2]  # X[j, j-1], X[j, j], X[j, j+1]
-    out = sigma * di[:, None, :]
+    torch.mul(sigma, di[:, None, :], out=out)
     out[..., 1:] += sigma[..., :-1] * lo[:, None, 1:]
     out[..., :-1] += sigma[..., 1:] * up[:, None, :-1]
     return out
@@ -73,14 +73,19 @@ def correlation_kernels(sigma: torch.Tensor) -> torch.Tensor:
     """
     l_max = sigma.shape[-3] - 1
     gen = generators(l_max, str(sigma.device)).to(sigma.dtype)
-    first = [_apply_xt(sigma, gen[a]) for a in range(3)]
-    second = []
-    for a, b in _PAIRS:
-        # sigma (X_a X_b)^T = (sigma X_b^T) X_a^T.
-        ab = _apply_xt(first[b], gen[a])
-        ba = _apply_xt(first[a], gen[b])
-        second.append(0.5 * (ab + ba))
-    return torch.stack([sigma, *first, *second], dim=-4)
+    # Written in place into one tensor: no stacked copies of ten large kernels.
+    out = sigma.new_empty(*sigma.shape[:-3], 10, *sigma.shape[-3:])
+    out[..., 0, :, :, :] = sigma
+    first = [_apply_xt(sigma, gen[a], out[..., 1 + a, :, :, :]) for a in range(3)]
+    scratch = torch.empty_like(sigma)
+    for i, (a, b) in enumerate(_PAIRS):
+        # sigma (X_a X_b)^T = (sigma X_b^T) X_a^T; on the diagonal both orders agree.
+        target = out[..., 4 + i, :, :, :]
+        _apply_xt(first[b], gen[a], target)
+        if a != b:
+            target += _apply_xt(first[a], gen[b], scratch)
+            target *= 0.5
+    return out
 
 
 def evaluate_kernels(kernels: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:

@@ -288,6 +288,7 @@ def shift_from_spectra(
     weight: torch.Tensor,
     max_shift: float | None,
     upsample: int,
+    energy_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`find_shift` on Fourier transforms the caller computed (and may reuse).
 
@@ -301,6 +302,11 @@ def shift_from_spectra(
         Real Fourier weights broadcasting against ``(N, D, H, W)`` (``fftn`` layout).
     max_shift, upsample
         As in :func:`find_shift`.
+    energy_weight
+        Weights of the reference energy ``sum_k E |R|^2`` of the normalisation (default
+        ``weight``): with a 3-D CTF weight ``M`` as ``weight``, ``M^2`` makes the score
+        ``Re sum M conj(R) P / sqrt(sum M^2 |R|^2 * particles_energy)``, at most 1 by
+        Cauchy-Schwarz when ``particles_energy`` sums ``|P|^2`` over the support of ``M``.
 
     Returns
     -------
@@ -326,6 +332,7 @@ def shift_from_spectra(
     peak = torch.stack([xx.reshape(-1)[flat], yy.reshape(-1)[flat], zz.reshape(-1)[flat]], dim=1)
     if upsample > 1:
         peak, numer = _upsampled_peak(spectrum, peak, upsample, radius)
-    energy_r = (w * fr.abs() ** 2).sum(dim=dims).expand(n)
+    ew = w if energy_weight is None else energy_weight
+    energy_r = (ew * fr.abs() ** 2).sum(dim=dims).expand(n)
     denom = torch.sqrt(energy_r * particles_energy.expand(n)).clamp_min(torch.finfo(rdt).tiny)
     return peak, numer / denom

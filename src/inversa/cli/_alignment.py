@@ -18,6 +18,16 @@ _Tomograms = typer.Option(
     help="Tomogram MRC or RELION 5 tomograms.star to cut particles from (repeat; MRCs are "
     "matched to rlnTomoName by file name).",
 )
+_TiltSeries = typer.Option(
+    None,
+    "--tilt-series",
+    help="RELION 5 tomograms.star naming each tomogram's tilt-series STAR file (per-tilt "
+    "defocus, astigmatism, pre-exposure): weight by each particle's 3-D CTF x dose instead "
+    "of the wedge, and average CTF-corrected.",
+)
+_PhaseFlipped = typer.Option(
+    False, "--phase-flipped", help="With --tilt-series: the tomograms are phase-flipped."
+)
 _MaxShift = typer.Option(4.0, "--max-shift", min=0.0, help="Largest shift in voxels.")
 _CutBox = typer.Option(None, "--box", min=2, help="Box edge when cutting from tomograms.")
 _Method = typer.Option(
@@ -82,6 +92,8 @@ def align(
         help="Search within DEG of the STAR angles (default: global).",
     ),
     wedge: str = _Wedge,
+    tilt_series: Path = _TiltSeries,
+    phase_flipped: bool = _PhaseFlipped,
     method: str = _Method,
     max_shift: float = _MaxShift,
     chunk_size: int = typer.Option(8, "--chunk-size", help="Particles per task/checkpoint."),
@@ -101,6 +113,8 @@ def align(
         wedge=parse_wedge(wedge),
         max_shift=max_shift,
         chunk_size=chunk_size,
+        tilt_series=tilt_series,
+        phase_flipped=phase_flipped,
     )
     result = align_particles_file(
         particles,
@@ -137,6 +151,8 @@ def average(
     particles: Path = typer.Argument(..., help="RELION particle STAR file with poses."),
     out: Path = typer.Option(..., "--out", "-o", help="Output map MRC (half maps beside it)."),
     wedge: str = _Wedge,
+    tilt_series: Path = _TiltSeries,
+    phase_flipped: bool = _PhaseFlipped,
     tomograms: list[Path] = _Tomograms,
     box: int = _CutBox,
     device: str = Device,
@@ -156,6 +172,8 @@ def average(
         device=device,
         allow_outside=allow_outside or (),
         voxel_size=voxel_size,
+        tilt_series=tilt_series,
+        phase_flipped=phase_flipped,
         force=force,
     )
     typer.echo(f"average -> {out}; half-map FSC 0.143 resolution {result.resolution:.1f} Å")
@@ -182,6 +200,8 @@ def refine(
         False, "--use-priors", help="Start from the STAR angles (local from the start)."
     ),
     wedge: str = _Wedge,
+    tilt_series: Path = _TiltSeries,
+    phase_flipped: bool = _PhaseFlipped,
     method: str = _Method,
     max_shift: float = _MaxShift,
     tomograms: list[Path] = _Tomograms,
@@ -211,6 +231,8 @@ def refine(
         device=device,
         allow_outside=allow_outside or (),
         voxel_size=voxel_size,
+        tilt_series=tilt_series,
+        phase_flipped=phase_flipped,
         force=force,
     )
     for it in result.iterations:

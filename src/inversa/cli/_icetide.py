@@ -31,13 +31,18 @@ def icetide(
     rays: int = typer.Option(2048, min=1, help="Random detector pixels per step."),
     samples: int = typer.Option(64, min=2, help="Samples per ray."),
     seed: int = typer.Option(0, help="Random seed."),
+    sirt: int = typer.Option(
+        0, "--sirt", min=0, help="Also write corrected_sirt.mrc with N SIRT iterations (0: no)."
+    ),
     device: str = Device,
     force: bool = Force,
 ) -> None:
     """Fit a neural-field volume with per-tilt shifts, rotations and local fields.
 
-    Writes volume.mrc, aligned.xf, local_fields.npz, corrected_wbp.mrc and log.json;
-    checkpoints to checkpoint.pt, from which a rerun into the same folder resumes.
+    Writes volume.mrc, aligned.xf, local_fields.npz, corrected_wbp.mrc (with --sirt N
+    also corrected_sirt.mrc: the stack corrected with the found alignment, reconstructed)
+    and log.json; checkpoints to checkpoint.pt, from which a rerun into the same folder
+    with the same --steps resumes (another --steps is refused).
     """
     from inversa.core.training import TrainingDiverged
     from inversa.icetide import IceTideConfig, icetide_paths, read_tilt_series, run_icetide
@@ -48,7 +53,8 @@ def icetide(
     if 0 < local_grid < 4:
         raise InputError(None, f"--local-grid must be 0 or at least 4, got {local_grid}")
     inputs = [p for p in (tiltseries, angles, xf) if p is not None]
-    check_outputs(list(icetide_paths(out).values()), folders=[out], force=force, inputs=inputs)
+    outputs = list(icetide_paths(out, sirt=sirt > 0).values())
+    check_outputs(outputs, folders=[out], force=force, inputs=inputs)
     read_tilt_series(tiltseries, angles_path=angles, xf_path=xf)  # every input checked first
     config = IceTideConfig(
         steps=steps,
@@ -58,7 +64,7 @@ def icetide(
         thickness=thickness,
         seed=seed,
     )
-    diverged = None
+    diverged = interrupted = None
     with output_folder(out):
         try:
             result, paths = run_icetide(
@@ -68,14 +74,20 @@ def icetide(
                 angles_path=angles,
                 xf_path=xf,
                 device=device,
+                sirt_iterations=sirt,
                 force=force,
                 progress=True,
             )
         except TrainingDiverged as exc:  # keep the last good checkpoint: no exception here
             diverged = exc
+        except KeyboardInterrupt as exc:  # the same: the checkpoint is what a rerun resumes
+            interrupted = exc
     if diverged is not None:
         typer.echo(f"error: {diverged} (last good checkpoint: {out / 'checkpoint.pt'})", err=True)
         raise typer.Exit(1)
+    if interrupted is not None:
+        typer.echo(f"interrupted; rerun the same command to resume from {out / 'checkpoint.pt'}")
+        raise typer.Exit(130)
     typer.echo(f"icetide: {steps} steps in {result.seconds:.1f} s -> {out}")
     for role, path in paths.items():
         typer.echo(f"  {role:14s} {path}")

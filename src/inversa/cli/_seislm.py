@@ -153,12 +153,19 @@ def pick_cmd(
     model: Path = typer.Option(None, help="Picker weights; the shipped tiny model if omitted."),
     threshold: float = typer.Option(0.3, min=0.0, max=1.0, help="Minimal pick probability."),
     fill_gaps: bool = typer.Option(False, "--fill-gaps", help="Interpolate over gaps."),
+    associate_s: float = typer.Option(
+        15.0, min=0.0, help="Longest P moveout (s) across the stations of one event."
+    ),
     scheduler: str = Scheduler,
     force: bool = Force,
 ) -> None:
-    """Pick P and S arrivals, the files in parallel; bad files are reported and skipped."""
+    """Pick P and S arrivals, the files in parallel; bad files and stations are skipped.
+
+    A file with several stations is picked on its complete stations; the others are
+    reported. Picks keep P before S per station; the output has one event per detection.
+    """
     from inversa.core.errors import InputError
-    from inversa.seislm import load_picker, pick_files, write_picks
+    from inversa.seislm import load_picker, pick_files, pick_probability, write_picks
 
     if out is not None:
         check_outputs([out], force=force)
@@ -177,13 +184,16 @@ def pick_cmd(
     for path, problem in run.failures:
         typer.echo(f"skipped {path}: {problem}", err=True)
     for p in run.picks:
-        prob = p.comments[0].text if p.comments else ""
-        typer.echo(f"{p.waveform_id.get_seed_string()} {p.phase_hint} {p.time} {prob}")
+        typer.echo(
+            f"{p.waveform_id.get_seed_string()} {p.phase_hint} {p.time} "
+            f"probability={pick_probability(p):.3f} +-{p.time_errors.uncertainty:.2f}s"
+        )
     if out is not None:
-        write_picks(run.picks, out, force=force)
+        write_picks(run.picks, out, force=force, associate_s=associate_s)
     typer.echo(
         f"{len(run.picks)} picks on {run.stations} station recording(s); "
-        f"{len(run.failures)} file(s) skipped" + (f" -> {out}" if out is not None else "")
+        f"{len(run.failures)} file(s) or station(s) skipped"
+        + (f" -> {out}" if out is not None else "")
     )
 
 
@@ -191,15 +201,19 @@ def pick_cmd(
 def ship_cmd(
     out: Path = typer.Argument(..., help="Picker .safetensors (encoder written beside it)."),
     pretrain_steps: int = typer.Option(600, min=1, help="Pretraining steps."),
-    finetune_steps: int = typer.Option(1500, min=1, help="Fine-tuning steps."),
+    finetune_steps: int = typer.Option(2000, min=1, help="Fine-tuning steps."),
+    real_noise: float = typer.Option(
+        0.7, min=0.0, max=1.0, help="Fraction of windows with real noise (shipped bank)."
+    ),
+    labelled: int = typer.Option(4000, min=8, help="Labelled synthetic windows."),
     force: bool = Force,
 ) -> None:
-    """Reproduce the shipped tiny model (pretrain + fine-tune on synthetic data)."""
+    """Reproduce the shipped tiny model (pretrain + fine-tune on synthetic events)."""
     from inversa.seislm import make_shipped_model
 
     check_outputs([out], force=force)
     info = make_shipped_model(
-        out, pretrain_steps=pretrain_steps, finetune_steps=finetune_steps, force=force,
-        progress=True,
+        out, pretrain_steps=pretrain_steps, finetune_steps=finetune_steps,
+        real_noise=real_noise, n_labelled=labelled, force=force, progress=True,
     )  # fmt: skip
     typer.echo(f"wrote {out}: " + ", ".join(f"{k}={v:.4g}" for k, v in info.items()))

@@ -29,6 +29,7 @@ EXTRAS: dict[str, str] = {
     "sklearn": "springblock",
     "astra": "bench",
     "skimage": "bench",
+    "imageio": "imaging",
     "pydicom": "poisson",
     "spherical": "dev",
 }

@@ -7,7 +7,7 @@ ramp-filtered, normalised projections (:func:`extract_patches`); the SliceSet ne
 (pixel head) or the 8 coefficients of a one-level 3-D Haar wavelet (wavelet head,
 :func:`haar3d_inverse`). :func:`reconstruct` streams the volume in chunks of points with
 flat memory; :func:`train_model` trains on simulated data through ``core.training``;
-:class:`WBPUNet` is the learned peer of the benchmark (a small 3-D U-Net on WBP).
+:class:`WBPUNet` is the learned peer of the benchmark (``core.nets.UNet`` on WBP).
 The shipped models are in ``data/`` (:func:`default_model_path`). See ``docs/cryolithe.md``.
 """
 
@@ -23,6 +23,7 @@ from inversa.cryolithe._data import (
     tilt_angles,
 )
 from inversa.cryolithe._features import (
+    align_images,
     extract_patches,
     normalize_counts,
     prepare_projections,
@@ -56,6 +57,7 @@ __all__ = [
     "TrainingConfig",
     "UNetConfig",
     "WBPUNet",
+    "align_images",
     "default_model_path",
     "extract_patches",
     "haar3d_forward",

@@ -8,7 +8,13 @@ from inversa.core.errors import InputError
 from inversa.core.fourier import apply_ramp_filter
 from inversa.tomography import TiltGeometry, invert_xf
 
-__all__ = ["extract_patches", "normalize_counts", "prepare_projections", "voxel_points"]
+__all__ = [
+    "align_images",
+    "extract_patches",
+    "normalize_counts",
+    "prepare_projections",
+    "voxel_points",
+]
 
 
 def normalize_counts(stack: torch.Tensor) -> torch.Tensor:
@@ -55,6 +61,51 @@ def prepare_projections(data: torch.Tensor, *, cutoff: float = 1.0) -> torch.Ten
     x = x - x.mean(dim=(-2, -1), keepdim=True)
     x = apply_ramp_filter(x, dim=-1, name="cosine", cutoff=cutoff)
     return x / x.std().clamp_min(1e-12)
+
+
+def align_images(images: torch.Tensor, geometry: TiltGeometry) -> torch.Tensor:
+    """Resample raw tilt images into the aligned frame of their ``.xf``, bilinearly.
+
+    Aligned pixel ``q`` (about the image centre) takes the raw value at
+    ``inverse_xf(q)``, where :meth:`TiltGeometry.project_points` puts it; samples outside
+    the raw image are 0. The result goes with ``geometry.replace(xf=None)`` (what IMOD's
+    ``newstack -xform`` does before a reconstruction).
+
+    Parameters
+    ----------
+    images
+        ``(T, H, W)`` raw images.
+    geometry
+        Their angles and ``.xf`` (``None``: the images are returned as they are).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(T, H, W)`` in the aligned frame.
+    """
+    if geometry.xf is None:
+        return images
+    n_tilts, height, width = images.shape
+    dtype = images.dtype
+    inv = invert_xf(geometry.xf.to(device=images.device, dtype=torch.float64))
+    y, x = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64, device=images.device) - height // 2,
+        torch.arange(width, dtype=torch.float64, device=images.device) - width // 2,
+        indexing="ij",
+    )
+    q = torch.stack([x, y], dim=-1).reshape(-1, 2)  # (H*W, 2) aligned (x, y)
+    raw = q @ inv[:, :, :2].mT + inv[:, None, :, 2]  # (T, H*W, 2)
+    scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], dtype=raw.dtype)
+    shift = torch.tensor([width // 2, height // 2], dtype=raw.dtype)
+    grid = ((raw + shift.to(raw.device)) * scale.to(raw.device) - 1.0).to(dtype)
+    out = torch.nn.functional.grid_sample(
+        images[:, None],
+        grid.reshape(n_tilts, height, width, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    )
+    return out[:, 0]
 
 
 def voxel_points(
@@ -124,21 +175,21 @@ def extract_patches(
     dtype = images.dtype
     geo = geometry.to(device=images.device, dtype=dtype)
     centre = geo.project_points(points.to(device=images.device, dtype=dtype))  # (T, N, 2)
+    if geo.xf is None or _is_shift_only(geo.xf):
+        return _axis_aligned_patches(images, centre, patch_size).transpose(0, 1)
     off = torch.arange(-half, half + 1, device=images.device, dtype=dtype)
     dv, du = torch.meshgrid(off, off, indexing="ij")
     offsets = torch.stack([du, dv], dim=-1).reshape(-1, 2)  # (P*P, 2) aligned (u, v)
-    if geo.xf is not None:
-        lin = invert_xf(geo.xf)[:, :, :2]  # aligned -> raw, linear part
-        offsets = torch.einsum("tij,kj->tki", lin, offsets)  # (T, P*P, 2)
-    else:
-        offsets = offsets.expand(n_tilts, -1, -1)
-    where = centre[:, :, None, :] + offsets[:, None, :, :]  # (T, N, P*P, 2)
+    lin = invert_xf(geo.xf)[:, :, :2]  # aligned -> raw, linear part
+    offsets = torch.einsum("tij,kj->tki", lin, offsets)  # (T, P*P, 2)
     # align_corners=True: normalised -1 and 1 are the centres of the first and last pixel.
+    # The centres and the offsets are normalised apart and added once, so only one
+    # (T, N, P*P, 2) array is made.
     scale = torch.tensor(
         [2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=images.device, dtype=dtype
     )
     shift = torch.tensor([width // 2, height // 2], device=images.device, dtype=dtype)
-    grid = (where + shift) * scale - 1.0
+    grid = ((centre + shift) * scale - 1.0)[:, :, None, :] + (offsets * scale)[:, None, :, :]
     n = points.shape[0]
     out = torch.nn.functional.grid_sample(
         images[:, None],
@@ -148,3 +199,48 @@ def extract_patches(
         align_corners=True,
     )  # (T, 1, 1, N*P*P)
     return out.reshape(n_tilts, n, patch_size, patch_size).transpose(0, 1)
+
+
+def _is_shift_only(xf: torch.Tensor) -> bool:
+    """Whether every ``(2, 3)`` transform's linear part is the identity (shifts only)."""
+    eye = torch.eye(2, dtype=xf.dtype, device=xf.device)
+    return bool((xf[:, :, :2] - eye).abs().max() <= 1e-6)
+
+
+def _axis_aligned_patches(
+    images: torch.Tensor, centre: torch.Tensor, patch_size: int
+) -> torch.Tensor:
+    """Bilinear ``P x P`` patches whose axes are the image axes, ``(T, N, P, P)``.
+
+    All pixels of one patch share the centre's fractional offset, so a patch is the
+    bilinear blend of the ``(P + 1) x (P + 1)`` integer window at its top-left corner:
+    one gather of ``P + 1`` row segments per patch (from a strided view of the
+    zero-padded images), then a lerp along x and one along y. Equal to ``grid_sample``
+    with zero padding (up to float rounding) at a fraction of its cost.
+
+    Parameters
+    ----------
+    images
+        ``(T, H, W)``.
+    centre
+        ``(T, N, 2)`` patch centres ``(x, y)`` in pixels about the image centre.
+    patch_size
+        ``P``.
+    """
+    n_tilts, height, width = images.shape
+    p1 = patch_size + 1
+    padded = torch.nn.functional.pad(images, (p1, p1, p1, p1))  # zeros outside the image
+    segments = padded.unfold(2, p1, 1)  # (T, H + 2 p1, W + p1 + 1, P + 1), a view
+    half = patch_size // 2
+    shift = torch.tensor([width // 2 - half, height // 2 - half], dtype=centre.dtype)
+    corner = centre + shift.to(centre.device)  # top-left sample, pixel index (x, y)
+    start = corner.floor()
+    frac = corner - start
+    # a window entirely outside the image reads only padding, wherever it is clamped to
+    x0 = start[..., 0].clamp(-p1, width).long() + p1
+    y0 = start[..., 1].clamp(-p1, height).long() + p1
+    rows = y0[..., None] + torch.arange(p1, device=images.device)  # (T, N, P + 1)
+    tilt = torch.arange(n_tilts, device=images.device)[:, None, None]
+    window = segments[tilt, rows, x0[..., None]]  # (T, N, P + 1, P + 1): [t, n, row, col]
+    across = torch.lerp(window[..., :-1], window[..., 1:], frac[..., 0, None, None])
+    return torch.lerp(across[:, :, :-1], across[:, :, 1:], frac[..., 1, None, None])

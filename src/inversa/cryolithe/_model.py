@@ -159,6 +159,8 @@ class SliceSet(nn.Module):
         n, _, p, _ = patches.shape
         if p != self.config.patch_size:
             raise InputError(None, f"patches of {p} px for a model of {self.config.patch_size}")
+        if mask is None and not torch.is_grad_enabled():
+            return self.head(self.set.head(self._pooled_inference(patches, angles)).reshape(n, -1))
         rows = self.row(patches.to(self.row.weight.dtype))  # (N, T, P, F)
         rows = rows * self.angle(self.encode_angles(angles))[None, :, None, :]
         rows = rows.transpose(1, 2)  # (N, P rows, T, F): the set axis is T
@@ -166,6 +168,27 @@ class SliceSet(nn.Module):
             mask = mask[:, None, :] if mask.ndim == 2 else mask
         pooled = self.set(rows, mask)  # (N, P, row_out)
         return self.head(pooled.reshape(n, -1))
+
+    def _pooled_inference(self, patches: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+        """Mean over tilts of the set layer, ``(N, T, P, P) -> (N, P, S)``, without autograd.
+
+        The row map, the angle modulation and the set layer's linear map compose into one
+        ``P -> S`` matrix per tilt, ``M_t = W_s diag(a_t) W_r`` with bias
+        ``W_s (a_t * b_r) + b_s``, so the ``(N, T, P, F)`` intermediate (and its
+        transpose) is never made; tilts are accumulated one at a time. The same function
+        as the training path, up to float rounding.
+        """
+        (layer,) = self.set.element.layers  # one linear layer, ReLU output (see __init__)
+        a = self.angle(self.encode_angles(angles))  # (T, F)
+        w = torch.einsum("sf,tf,fp->tps", layer.weight, a, self.row.weight)  # (T, P, S)
+        b = (a * self.row.bias) @ layer.weight.T + layer.bias  # (T, S)
+        n, t, p, _ = patches.shape
+        # tilt-major (a view for extract_patches' output), so each tilt's rows are contiguous
+        x = patches.to(w.dtype).transpose(0, 1).contiguous().reshape(t, n * p, p)
+        acc = torch.zeros(n * p, w.shape[-1], dtype=w.dtype, device=w.device)
+        for i in range(t):
+            acc += torch.addmm(b[i], x[i], w[i]).relu_()
+        return (acc / t).reshape(n, p, -1)
 
 
 def save_model(

@@ -7,9 +7,14 @@ from pathlib import Path
 import torch
 
 from inversa.core.errors import InputError
-from inversa.cryolithe._features import extract_patches, prepare_projections
+from inversa.cryolithe._features import (
+    _is_shift_only,
+    align_images,
+    extract_patches,
+    prepare_projections,
+)
 from inversa.cryolithe._model import SliceSet
-from inversa.cryolithe._wavelet import haar3d_inverse
+from inversa.cryolithe._wavelet import haar_matrix
 from inversa.tomography import TiltGeometry
 
 __all__ = ["default_model_path", "reconstruct"]
@@ -52,6 +57,7 @@ def reconstruct(
     chunk: int = 2048,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    exact_xf: bool = False,
 ) -> torch.Tensor:
     """Reconstruct a tomogram with a trained SliceSet network, ``chunk`` points at a time.
 
@@ -72,6 +78,10 @@ def reconstruct(
         Where the network runs.
     progress
         Show a progress bar.
+    exact_xf
+        With an ``.xf`` that rotates: sample every patch along the aligned axes in the
+        raw images (one interpolation, about 4x slower) instead of resampling the images
+        into the aligned frame first (:func:`align_images`; two interpolations).
 
     Returns
     -------
@@ -91,6 +101,10 @@ def reconstruct(
     model = model.to(device).eval()
     images = prepare_projections(data.to(device))
     geo = geometry.to(device=device, dtype=torch.float32).replace(detector_shape=None)
+    if geo.xf is not None and not exact_xf and not _is_shift_only(geo.xf):
+        # In-plane rotations would turn every patch: resample the images into the aligned
+        # frame once, so patches are axis-aligned (the fast sampling path).
+        images, geo = align_images(images, geo), geo.replace(xf=None)
     angles = geo.angles
     block = model.config.block
     # Odd sizes are padded by one voxel at the start: padded index - (n + 1) // 2 is the
@@ -99,7 +113,15 @@ def reconstruct(
     full = tuple(n + p for n, p in zip(shape, pad, strict=True))
     grid = tuple(n // block for n in full)
     total = grid[0] * grid[1] * grid[2]
-    out = torch.empty((model.config.n_out, total), dtype=torch.float32)
+    # Each chunk is written straight into the output volume (the wavelet head's 8
+    # coefficients become their 2x2x2 block at once), so besides the volume only one
+    # chunk's working set is ever held.
+    volume = torch.empty(full, dtype=torch.float32)
+    flat = volume.view(-1)
+    if block == 2:
+        synth = haar_matrix(dtype=torch.float32, device=device)  # voxel = coefficients @ synth
+        dz, dy, dx = torch.meshgrid(*[torch.arange(2)] * 3, indexing="ij")  # haar's order
+        corner = (dz * full[1] * full[2] + dy * full[2] + dx).reshape(1, 8)
     from rich.progress import Progress
 
     with Progress(disable=not progress, transient=True) as bar:
@@ -108,9 +130,16 @@ def reconstruct(
             stop = min(start + chunk, total)
             pts = _chunk_points(start, stop, grid, block, device)
             patches = extract_patches(images, geo, pts, patch_size=model.config.patch_size)
-            out[:, start:stop] = model(patches, angles).T.to("cpu", torch.float32)
+            values = model(patches, angles)  # (n, n_out)
+            if block == 1:
+                flat[start:stop] = values[:, 0].to("cpu", torch.float32)
+            else:
+                idx = torch.arange(start, stop)
+                k, rem = idx // (grid[1] * grid[2]), idx % (grid[1] * grid[2])
+                j, i = rem // grid[2], rem % grid[2]
+                base = 2 * (k * full[1] * full[2] + j * full[2] + i)
+                flat[base[:, None] + corner] = (values @ synth).to("cpu", torch.float32)
             bar.update(task, completed=stop)
-    if block == 1:
-        return out.reshape(shape)
-    volume = haar3d_inverse(out.reshape(8, *grid))
+    if not any(pad):
+        return volume
     return volume[pad[0] :, pad[1] :, pad[2] :].contiguous()

@@ -8,69 +8,30 @@ two fairly. It is a baseline, not shipped.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from inversa.core.errors import InputError
-from inversa.core.training import TrainConfig, train
+from inversa.core.nets import UNet, UNetConfig
+from inversa.core.training import EarlyStopping, TrainConfig, train
 from inversa.cryolithe._data import DataConfig, make_scenes, random_series, simulate_series
 from inversa.tomography import TiltGeometry, TiltSeriesProjector, wbp
 
 __all__ = ["UNetConfig", "WBPUNet", "train_unet", "unet_reconstruct", "wbp_normalized"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class UNetConfig:
-    """Channels of the first level (doubled per level) and the number of poolings."""
+class WBPUNet(UNet):
+    """Small residual 3-D U-Net on the WBP tomogram, ``(B, 1, D, H, W) -> (B, 1, D, H, W)``.
 
-    channels: int = 8
-    depth: int = 2
-
-    def __post_init__(self) -> None:
-        if self.channels < 1 or self.depth < 1:
-            raise InputError(None, "channels and depth must be >= 1")
-
-
-def _block(a: int, b: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv3d(a, b, 3, padding=1),
-        nn.LeakyReLU(0.1),
-        nn.Conv3d(b, b, 3, padding=1),
-        nn.LeakyReLU(0.1),
-    )
-
-
-class WBPUNet(nn.Module):
-    """Small 3-D U-Net, ``(B, 1, D, H, W) -> (B, 1, D, H, W)``, residual on its input.
-
-    Sizes must be divisible by ``2^depth``.
+    ``core.nets.UNet`` with ``dim=3``, one channel in and out, residual on its input; sizes
+    must be divisible by ``2^depth`` (:func:`unet_reconstruct` pads).
     """
 
-    def __init__(self, config: UNetConfig) -> None:
-        super().__init__()
-        self.config = config
-        c = [config.channels * 2**i for i in range(config.depth + 1)]
-        self.down = nn.ModuleList(
-            [_block(1, c[0])] + [_block(c[i], c[i + 1]) for i in range(config.depth)]
-        )
-        self.up = nn.ModuleList(
-            nn.ConvTranspose3d(c[i + 1], c[i], 2, stride=2) for i in range(config.depth)
-        )
-        self.merge = nn.ModuleList(_block(2 * c[i], c[i]) for i in range(config.depth))
-        self.out = nn.Conv3d(c[0], 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the network (pad the input to multiples of ``2^depth`` first)."""
-        skips = []
-        h = x
-        for i, block in enumerate(self.down):
-            h = block(h if i == 0 else nn.functional.max_pool3d(h, 2))
-            skips.append(h)
-        for i in reversed(range(self.config.depth)):
-            h = self.merge[i](torch.cat([self.up[i](h), skips[i]], dim=1))
-        return x + self.out(h)
+    def __init__(self, config: UNetConfig | None = None) -> None:
+        config = config or UNetConfig()
+        if config.dim != 3 or config.in_channels != 1 or config.out_channels != 1:
+            raise InputError(None, "WBPUNet needs a UNetConfig with dim=3 and one channel")
+        super().__init__(config)
 
 
 def wbp_normalized(
@@ -91,10 +52,7 @@ def unet_reconstruct(
 ) -> torch.Tensor:
     """WBP then the U-Net; ``(D, H, W)`` float32 in the target's normalised units."""
     v = wbp_normalized(data, geometry, shape)
-    m = 2**model.config.depth
-    pad = [(m - n % m) % m for n in shape]
-    x = nn.functional.pad(v, (0, pad[2], 0, pad[1], 0, pad[0]))
-    y = model.eval()(x[None, None])[0, 0]
+    y = model.eval()(model.pad_to_multiple(v[None, None]))[0, 0]
     return y[: shape[0], : shape[1], : shape[2]].contiguous()
 
 
@@ -107,6 +65,7 @@ def train_unet(
     series_every: int = 4,
     lr: float = 2e-3,
     seed: int = 0,
+    seconds: float | None = None,
     progress: bool = False,
 ) -> tuple[WBPUNet, dict]:
     """Train the peer on WBP tomograms of the same simulated series as CryoLithe.
@@ -114,10 +73,24 @@ def train_unet(
     Each step takes a random ``crop`` x ``crop`` column (full depth) of the WBP of the
     current series against the same normalised target; L1 loss, AdamW.
 
+    Parameters
+    ----------
+    steps
+        Optimiser steps (the most when ``seconds`` is given).
+    seconds
+        Wall-time budget, counted from the call (scene and tilt-series simulation
+        included, as in CryoLithe's recorded training time): the run stops at the first
+        step that would start past it, after at least one step (``core.training``'s
+        early stopping on a ``past_budget_s`` metric, 0 within the budget and growing
+        after it). ``None``: run all ``steps``.
+
     Returns
     -------
     (model, info)
+        ``info``: steps run, final loss, wall seconds, parameters, the budget.
     """
+    if seconds is not None and not seconds > 0:
+        raise InputError(None, f"seconds must be positive, got {seconds}")
     t0 = time.perf_counter()
     config = config or UNetConfig()
     scenes = make_scenes(data)
@@ -139,7 +112,8 @@ def train_unet(
             cache[k] = (wbp_normalized(series, geometry, tuple(scene.volume.shape)), scene.target)
         return cache[k]
 
-    def loss_fn(step: int) -> torch.Tensor:
+    def loss_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        past = 0.0 if seconds is None else max(0.0, time.perf_counter() - t0 - seconds)
         x, t = pair(step // series_every)
         g = torch.Generator().manual_seed(7919 * (seed + 1) + step)
         d = x.shape[0] // m * m
@@ -147,18 +121,26 @@ def train_unet(
         i = int(torch.randint(x.shape[2] - crop + 1, (), generator=g))
         xs = x[:d, j : j + crop, i : i + crop]
         ts = t[:d, j : j + crop, i : i + crop]
-        return (model(xs[None, None])[0, 0] - ts).abs().mean()
+        return (model(xs[None, None])[0, 0] - ts).abs().mean(), {"past_budget_s": past}
 
     result = train(
         model=model,
         optimizer=opt,
         loss_fn=loss_fn,
         config=TrainConfig(
-            steps=steps, grad_clip=1.0, progress=progress, description="3-D U-Net on WBP"
+            steps=steps,
+            grad_clip=1.0,
+            progress=progress,
+            description="3-D U-Net on WBP",
+            # past_budget_s is 0, then grows: "above the previous value" stops the run
+            early_stopping=None
+            if seconds is None
+            else EarlyStopping(metric="past_budget_s", patience=1, rule="mean"),
         ),
     )
     info = {
-        "steps": steps,
+        "steps": result.steps_run,
+        "budget_seconds": seconds,
         "final_loss": result.final_loss,
         "training_seconds": round(time.perf_counter() - t0, 1),
         "parameters": sum(p.numel() for p in model.parameters()),

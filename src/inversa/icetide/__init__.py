@@ -12,7 +12,7 @@
 See ``docs/icetide.md``.
 """
 
-from inversa.icetide._deformation import TiltDeformation, rigid_xf, xf_to_rigid
+from inversa.icetide._deformation import TiltDeformation, rigid_free, rigid_xf, xf_to_rigid
 from inversa.icetide._files import (
     ICETIDE_OUTPUTS,
     icetide_paths,
@@ -27,6 +27,7 @@ from inversa.icetide._fit import (
     check_stack,
     corrected_stack,
     fit_icetide,
+    level_weights,
     normalise_stack,
     reconstruct_corrected,
 )
@@ -35,6 +36,7 @@ from inversa.icetide._peers import (
     align_xcorr,
     alignment_errors,
     cross_correlation_shift,
+    split_rigid,
 )
 from inversa.icetide._render import ray_half_length, render_rays, volume_to_unit
 
@@ -52,13 +54,16 @@ __all__ = [
     "cross_correlation_shift",
     "fit_icetide",
     "icetide_paths",
+    "level_weights",
     "normalise_stack",
     "ray_half_length",
     "read_tilt_series",
     "reconstruct_corrected",
     "render_rays",
+    "rigid_free",
     "rigid_xf",
     "run_icetide",
+    "split_rigid",
     "volume_to_unit",
     "write_icetide",
     "xf_to_rigid",

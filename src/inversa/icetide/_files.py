@@ -27,14 +27,22 @@ ICETIDE_OUTPUTS = {
     "xf": "aligned.xf",
     "local_fields": "local_fields.npz",
     "corrected_wbp": "corrected_wbp.mrc",
+    "corrected_sirt": "corrected_sirt.mrc",
     "log": "log.json",
 }
 CHECKPOINT = "checkpoint.pt"
 
 
-def icetide_paths(out_dir: str | Path) -> dict[str, Path]:
-    """Return the output files of :func:`run_icetide` in ``out_dir`` (role -> path)."""
-    return {role: Path(out_dir) / name for role, name in ICETIDE_OUTPUTS.items()}
+def icetide_paths(out_dir: str | Path, *, sirt: bool = False) -> dict[str, Path]:
+    """Return the output files of :func:`run_icetide` in ``out_dir`` (role -> path).
+
+    ``corrected_sirt`` is one of them only with ``sirt`` (a run with SIRT iterations).
+    """
+    return {
+        role: Path(out_dir) / name
+        for role, name in ICETIDE_OUTPUTS.items()
+        if sirt or role != "corrected_sirt"
+    }
 
 
 def read_tilt_series(
@@ -83,16 +91,21 @@ def write_icetide(
     angles: torch.Tensor,
     voxel_size: float,
     config: IceTideConfig,
+    sirt_iterations: int = 0,
     force: bool = False,
 ) -> dict[str, Path]:
     """Write the outputs of a fit (see :data:`ICETIDE_OUTPUTS` and ``docs/icetide.md``).
 
+    ``corrected_wbp.mrc`` (and, with ``sirt_iterations`` > 0, ``corrected_sirt.mrc``) is
+    the reconstruction of ``stack`` corrected with the found rigid + local alignment
+    (:func:`~inversa.icetide.reconstruct_corrected`), for comparison with the field
+    volume and as a check of the alignment written for other tools.
     ``local_fields.npz`` holds ``control`` ``(T, G, G, 2)`` (B-spline control vectors,
     pixels), ``displacement`` ``(T, H, W, 2)`` (the fields on the pixel grid, components
     ``(x, y)`` in pixels), ``angles`` ``(T,)`` and ``model`` (a one-line description of
     the convention).
     """
-    paths = icetide_paths(out_dir)
+    paths = icetide_paths(out_dir, sirt=sirt_iterations > 0)
     io.write_mrc(paths["volume"], result.volume, voxel_size=voxel_size, force=force)
     io.write_xf(paths["xf"], result.xf, force=force)
     with io.atomic_write(paths["local_fields"], force=force) as tmp, open(tmp, "wb") as fh:
@@ -107,12 +120,24 @@ def write_icetide(
                 "the image (inversa.tomography.bspline_field); pixels about the image centre"
             ),
         )
+    depth = result.volume.shape[0]
     wbp_volume = reconstruct_corrected(
-        stack, angles, result.xf, control=result.control, thickness=result.volume.shape[0]
+        stack, angles, result.xf, control=result.control, thickness=depth
     )
     io.write_mrc(paths["corrected_wbp"], wbp_volume, voxel_size=voxel_size, force=force)
+    if sirt_iterations > 0:
+        sirt_volume = reconstruct_corrected(
+            stack,
+            angles,
+            result.xf,
+            control=result.control,
+            thickness=depth,
+            sirt_iterations=sirt_iterations,
+        )
+        io.write_mrc(paths["corrected_sirt"], sirt_volume, voxel_size=voxel_size, force=force)
     log = {
         "config": dataclasses.asdict(config),
+        "sirt_iterations": sirt_iterations,
         "seconds": result.seconds,
         "history": result.history,
     }
@@ -128,12 +153,15 @@ def run_icetide(
     angles_path: str | Path | None = None,
     xf_path: str | Path | None = None,
     device: str = "cpu",
+    sirt_iterations: int = 0,
     force: bool = False,
     progress: bool = False,
 ) -> tuple[IceTideResult, dict[str, Path]]:
     """Fit ICE-TIDE to a tilt-series file and write its outputs into ``out_dir``.
 
-    Checkpoints go to ``out_dir/checkpoint.pt``; a rerun into the same folder resumes.
+    Checkpoints go to ``out_dir/checkpoint.pt``; a rerun into the same folder resumes
+    (with the same schedule: another ``steps`` is refused, see :func:`fit_icetide`).
+    ``sirt_iterations`` > 0 adds ``corrected_sirt.mrc`` beside ``corrected_wbp.mrc``.
     """
     stack, geometry, voxel_size = read_tilt_series(
         stack_path, angles_path=angles_path, xf_path=xf_path
@@ -155,6 +183,7 @@ def run_icetide(
         angles=geometry.angles,
         voxel_size=voxel_size,
         config=config,
+        sirt_iterations=sirt_iterations,
         force=force,
     )
     return result, paths

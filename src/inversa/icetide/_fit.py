@@ -22,7 +22,7 @@ from torch import nn
 
 from inversa.core.errors import InputError
 from inversa.core.fields import HashGridConfig, MLPConfig, NeuralField, NeuralFieldConfig
-from inversa.core.training import TrainConfig, train
+from inversa.core.training import TrainConfig, load_checkpoint, train
 from inversa.icetide._deformation import TiltDeformation
 from inversa.icetide._render import render_rays
 from inversa.tomography import (
@@ -30,6 +30,7 @@ from inversa.tomography import (
     TiltSeriesProjector,
     bspline_at,
     invert_xf,
+    sirt,
     warp_images,
     wbp,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "check_stack",
     "corrected_stack",
     "fit_icetide",
+    "level_weights",
     "normalise_stack",
     "reconstruct_corrected",
 ]
@@ -72,6 +74,13 @@ class IceTideConfig:
         Weights of the L1 penalties (mean absolute value, in px or degrees).
     rotation_start, local_start
         Fractions of ``steps`` at which rotations and local fields start moving.
+    level_anneal
+        Fraction of ``steps`` over which the hash grid's levels are switched on, coarse
+        to fine (two levels at step 0, every level from then on; 0: all from the start).
+        Until then a tilt's fine detail cannot be fitted by the field at that tilt's
+        current, wrong alignment, which would pull the alignment towards it. Off by
+        default: in ``docs/icetide.md``'s benchmark it cost FSC resolution for no clear
+        gain in rotation error.
     checkpoint_every
         Steps between checkpoints (when a checkpoint path is given).
     seed
@@ -90,13 +99,14 @@ class IceTideConfig:
     hidden: tuple[int, ...] = (64, 64)
     lr_volume: float = 1e-2
     lr_shift: float = 5e-2
-    lr_rotation: float = 1e-2
+    lr_rotation: float = 5e-2
     lr_local: float = 1e-2
     penalty_shift: float = 1e-4
     penalty_rotation: float = 1e-4
     penalty_local: float = 1e-3
     rotation_start: float = 0.2
     local_start: float = 0.5
+    level_anneal: float = 0.0
     checkpoint_every: int = 100
     seed: int = 0
 
@@ -107,6 +117,8 @@ class IceTideConfig:
             raise InputError(None, f"local_grid must be 0 or >= 4, got {self.local_grid}")
         if not 0 <= self.rotation_start <= self.local_start <= 1:
             raise InputError(None, "need 0 <= rotation_start <= local_start <= 1")
+        if not 0 <= self.level_anneal <= 1:
+            raise InputError(None, f"level_anneal must be in [0, 1], got {self.level_anneal}")
         if self.thickness is not None and self.thickness < 1:
             raise InputError(None, f"thickness must be positive, got {self.thickness}")
 
@@ -137,6 +149,33 @@ class IceTideResult:
     displacement: torch.Tensor
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def _schedule(config: IceTideConfig) -> tuple[int, int, int, int]:
+    """Total steps, first steps of the rotations and local fields, last annealed step."""
+    steps = config.steps
+    return (
+        steps,
+        round(config.rotation_start * steps),
+        round(config.local_start * steps),
+        round(config.level_anneal * steps),
+    )
+
+
+def level_weights(step: int, anneal_steps: int, n_levels: int, n_features: int) -> torch.Tensor:
+    """Weights ``(L * F,)`` of the hash-grid features at ``step`` (coarse to fine).
+
+    Levels ``l < a`` count fully and level ``a`` by its fraction, with ``a`` growing
+    linearly from 2 at step 0 to ``L`` at ``anneal_steps`` (BARF-style annealing).
+    """
+    start = min(2.0, float(n_levels))
+    a = (
+        float(n_levels)
+        if step >= anneal_steps
+        else start + (n_levels - start) * (step / anneal_steps)
+    )
+    w = (a - torch.arange(n_levels, dtype=torch.float32)).clamp(0, 1)
+    return w.repeat_interleave(n_features)
 
 
 def check_stack(stack: torch.Tensor, n_angles: int, *, path: Path | None = None) -> None:
@@ -220,6 +259,17 @@ class IceTideModel(nn.Module):
         _, h, w = self.volume_shape
         self.deformation = TiltDeformation(len(angles), (h, w), grid=config.local_grid, xf=xf)
         self.register_buffer("angles", angles.detach().to(torch.float32).clone())
+        # Saved with the weights, so that a resume can refuse another schedule.
+        self.register_buffer("schedule", torch.tensor(_schedule(config), dtype=torch.int64))
+        #: ``(L * F,)`` weights of the encoding's features (coarse to fine), ``None``: all 1.
+        self.feature_weights: torch.Tensor | None = None
+
+    def field_at(self, unit: torch.Tensor) -> torch.Tensor:
+        """Evaluate the volume at ``(..., 3)`` points in ``[0, 1]^3`` with ``feature_weights``."""
+        if self.feature_weights is None:
+            return self.field(unit)
+        features = self.field.encoding(unit) * self.feature_weights.to(unit)
+        return self.field.mlp(features)
 
     def render(
         self,
@@ -234,7 +284,7 @@ class IceTideModel(nn.Module):
         """Predicted raw pixel values ``(R, N)`` at raw points ``(R, N, 2)`` of tilts ``(R,)``."""
         ideal = self.deformation(points, tilts, rotate=rotate, local=local)
         return render_rays(
-            self.field,
+            self.field_at,
             self.angles[tilts],
             ideal,
             volume_shape=self.volume_shape,
@@ -316,7 +366,9 @@ def fit_icetide(
     device
         Torch device of the fit.
     checkpoint
-        ``.pt`` file for checkpoints; a run with an existing one resumes from it.
+        ``.pt`` file for checkpoints; a run with an existing one resumes from it, under
+        the same schedule only (``steps``, ``rotation_start``, ``local_start``,
+        ``level_anneal``).
     progress
         Show a progress bar.
 
@@ -327,7 +379,7 @@ def fit_icetide(
     Raises
     ------
     InputError
-        For a stack that :func:`check_stack` refuses.
+        For a stack that :func:`check_stack` refuses, or a checkpoint of another schedule.
     inversa.core.training.TrainingDiverged
         When the loss stops being finite (the checkpoint keeps the last good step).
     """
@@ -342,8 +394,9 @@ def fit_icetide(
     model.to(device)
     optimizer = _optimizer(model, config)
     n, s = config.rays_per_step, config.samples_per_ray
-    rot_step = round(config.rotation_start * config.steps)
-    local_step = round(config.local_start * config.steps)
+    _steps, rot_step, local_step, anneal_step = _schedule(config)
+    if checkpoint is not None and Path(checkpoint).exists():
+        _check_resume(Path(checkpoint), config)
     shift0 = model.deformation.shift.detach().clone()
 
     def loss_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -355,6 +408,11 @@ def fit_icetide(
         jitter = torch.rand(n, 1, s, generator=g)
         pts = torch.stack([ix - w // 2, iy - h // 2], -1).to(torch.float32)[:, None, :]
         tilts, pts, jitter = tilts.to(device), pts.to(device), jitter.to(device)
+        model.feature_weights = None
+        if step < anneal_step:
+            model.feature_weights = level_weights(
+                step, anneal_step, config.n_levels, config.n_features
+            ).to(device)
         pred = model.render(
             pts,
             tilts,
@@ -371,7 +429,7 @@ def fit_icetide(
             + config.penalty_rotation * d.rotation.abs().mean()
         )
         if d.grid > 0:
-            penalty = penalty + config.penalty_local * d.control.abs().mean()
+            penalty = penalty + config.penalty_local * d.local_control().abs().mean()
         return fit + penalty, {"data_l1": float(fit.detach())}
 
     result = train(
@@ -388,16 +446,38 @@ def fit_icetide(
         ),
     )
     model.eval()
+    model.feature_weights = None
     volume = model.field.sample_grid(shape)[..., 0].detach().cpu()
     d = model.deformation.cpu()
     return IceTideResult(
         volume=volume,
         xf=d.xf(),
-        control=d.control.detach().double().clone(),
+        control=d.local_control().detach().double().clone(),
         displacement=d.displacement(),
         history=result.history,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _check_resume(path: Path, config: IceTideConfig) -> None:
+    """Refuse to resume a checkpoint written under another coarse-to-fine schedule.
+
+    The schedule (total steps, first rotation step, first local-field step) decides what
+    every step trains; continuing a run under another one would give neither run.
+    """
+    saved = load_checkpoint(path).get("model", {}).get("schedule")
+    if saved is None:
+        raise InputError(path, "holds no ICE-TIDE schedule (another model?); use a new --out")
+    have, want = tuple(int(v) for v in saved.tolist()), _schedule(config)
+    if have != want:
+        steps, rot, local, anneal = (*have, 0, 0, 0, 0)[:4]
+        raise InputError(
+            path,
+            f"was written by a run of {steps} steps (rotations from step {rot}, local fields "
+            f"from step {local}, levels annealed until {anneal}) but this run has "
+            f"{want[0]} steps (rotations from {want[1]}, local fields from {want[2]}, levels "
+            f"until {want[3]}): resume with its schedule (--steps {steps}) or use a new --out",
+        )
 
 
 def reconstruct_corrected(
@@ -407,10 +487,40 @@ def reconstruct_corrected(
     *,
     control: torch.Tensor | None = None,
     thickness: int | None = None,
+    sirt_iterations: int = 0,
 ) -> torch.Tensor:
-    """WBP ``(D, H, W)`` of a raw stack corrected with an alignment (rigid + local)."""
+    """WBP (or SIRT) ``(D, H, W)`` of a raw stack corrected with an alignment (rigid + local).
+
+    The raw stack is normalised (:func:`normalise_stack`, density bright), resampled into
+    the ideal frame (:func:`corrected_stack`) and reconstructed without alignment.
+
+    Parameters
+    ----------
+    stack
+        ``(T, H, W)`` raw tilt series.
+    angles
+        ``(T,)`` tilt angles in degrees.
+    xf
+        ``(T, 2, 3)`` rigid alignment (raw -> aligned).
+    control
+        ``(T, G, G, 2)`` local B-spline control vectors, or ``None``.
+    thickness
+        Depth ``D`` (``None``: ``W // 2``).
+    sirt_iterations
+        0: weighted back-projection; ``N > 0``: ``N`` SIRT iterations from zero instead.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(D, H, W)`` float32 volume.
+    """
+    if sirt_iterations < 0:
+        raise InputError(None, f"sirt_iterations must be >= 0, got {sirt_iterations}")
     _t, h, w = stack.shape
     aligned = corrected_stack(normalise_stack(stack).double(), xf, control)
     geom = TiltGeometry(angles=angles.to(torch.float64))
     projector = TiltSeriesProjector(volume_shape=(thickness or w // 2, h, w), geometry=geom)
-    return wbp(aligned, projector).float()
+    if sirt_iterations == 0:
+        return wbp(aligned, projector).float()
+    volume, _info = sirt(projector, aligned, n_iter=sirt_iterations, tol=0.0)
+    return volume.float()

@@ -20,7 +20,13 @@ from inversa.icetide._deformation import rigid_xf, xf_to_rigid
 from inversa.icetide._fit import check_stack, corrected_stack, normalise_stack
 from inversa.tomography import TiltGeometry, TiltSeriesProjector, bspline_field, warp_images, wbp
 
-__all__ = ["align_projmatch", "align_xcorr", "alignment_errors", "cross_correlation_shift"]
+__all__ = [
+    "align_projmatch",
+    "align_xcorr",
+    "alignment_errors",
+    "cross_correlation_shift",
+    "split_rigid",
+]
 
 
 def _taper(h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
@@ -210,6 +216,33 @@ def _field_on_pixels(control: torch.Tensor, shape: tuple[int, int]) -> torch.Ten
     return bspline_field(control.double(), shape)
 
 
+def split_rigid(field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split local fields into their mean, their rotation and the rigid-free rest.
+
+    Parameters
+    ----------
+    field
+        ``(T, H, W, 2)`` displacements ``(x, y)`` in pixels on the pixel grid.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor, torch.Tensor)
+        ``(T, 2)`` mean (a shift), ``(T,)`` least-squares small rotation in degrees about
+        the pixels' centroid, ``sum(x' D_y - y' D_x) / sum(x'^2 + y'^2)``, and the
+        ``(T, H, W, 2)`` rest (zero mean and zero rotational moment).
+    """
+    _t, h, w, _ = field.shape
+    y = torch.arange(h, dtype=field.dtype, device=field.device)
+    x = torch.arange(w, dtype=field.dtype, device=field.device)
+    yy, xx = torch.meshgrid(y - y.mean(), x - x.mean(), indexing="ij")
+    mean = field.mean(dim=(1, 2))
+    centred = field - mean[:, None, None, :]
+    moment = (xx * centred[..., 1] - yy * centred[..., 0]).sum(dim=(1, 2))
+    rotation = moment / (xx.square() + yy.square()).sum()  # radians
+    rest = centred - rotation[:, None, None, None] * torch.stack([-yy, xx], dim=-1)
+    return mean, torch.rad2deg(rotation), rest
+
+
 def alignment_errors(
     xf: torch.Tensor,
     true_xf: torch.Tensor,
@@ -220,15 +253,18 @@ def alignment_errors(
 ) -> dict[str, float]:
     """Scores of a found alignment against the truth.
 
-    A local field's mean over the image is a shift: it is moved into the shift (found
-    and true alike), so a rigid-only method that absorbs it is not penalised for it.
-    Shift errors are then per-tilt distances after removing the global offset: with
-    ``angles``, the best (least-squares) translation ``(x0, y0, z0)`` of the volume, which
-    moves tilt ``theta``'s image by ``(x0 cos(theta) + z0 sin(theta), y0)`` and which no
-    method can (or needs to) tell from the data; without, the mean offset;
-    the rotation error is the median absolute difference of the in-plane rotations;
-    the local-field RMSE compares the mean-free found fields (zero when ``control`` is
-    ``None``) with the mean-free true ones on the pixel grid.
+    A local field's mean over the image is a shift and its least-squares rotation is an
+    in-plane rotation (:func:`split_rigid`; a cubic B-spline represents both exactly):
+    they are moved into the shift and the rotation, found and true alike, so a rigid-only
+    method that absorbs them is not penalised for it and the split between rigid and
+    local parts does not matter. Shift errors are then per-tilt distances after removing
+    the global offset: with ``angles``, the best (least-squares) translation
+    ``(x0, y0, z0)`` of the volume, which moves tilt ``theta``'s image by
+    ``(x0 cos(theta) + z0 sin(theta), y0)`` and which no method can (or needs to) tell
+    from the data; without, the mean offset; the rotation error is the median absolute
+    difference of the in-plane rotations; the local-field RMSE compares the rigid-free
+    found fields (zero when ``control`` is ``None``) with the rigid-free true ones on the
+    pixel grid.
 
     Parameters
     ----------
@@ -244,19 +280,24 @@ def alignment_errors(
     Returns
     -------
     dict
-        ``shift_err_median_px``, ``shift_err_p90_px``, ``rotation_err_deg`` and, when
+        ``shift_err_median_px``, ``shift_err_p90_px``, ``rotation_err_deg``; with
+        ``angles`` also ``rotation_err_deg_volume_rotation_removed`` (the median after
+        removing the least-squares ``a cos(theta) + b sin(theta)``, the in-plane part of a
+        small rotation of the volume, which the data barely constrain); when
         ``true_displacement`` is given, ``local_field_rmse_px``.
     """
     rot, shift = xf_to_rigid(xf.double())
     true_rot, true_shift = xf_to_rigid(true_xf.double())
-    found_field = true_field = None
+    found_rest = true_rest = None
     if true_displacement is not None:
         true_field = true_displacement.double()
-        true_shift = true_shift + true_field.mean(dim=(1, 2))
         found_field = torch.zeros_like(true_field)
         if control is not None and control.shape[1] > 0:
             found_field = _field_on_pixels(control, tuple(true_field.shape[1:3]))
-        shift = shift + found_field.mean(dim=(1, 2))
+        mean, turn, true_rest = split_rigid(true_field)
+        true_shift, true_rot = true_shift + mean, true_rot + turn
+        mean, turn, found_rest = split_rigid(found_field)
+        shift, rot = shift + mean, rot + turn
     diff = shift - true_shift
     if angles is None:
         diff = diff - diff.mean(dim=0)
@@ -266,14 +307,18 @@ def alignment_errors(
         fit = torch.linalg.lstsq(basis, diff[:, :1]).solution
         diff = torch.stack([diff[:, 0] - (basis @ fit)[:, 0], diff[:, 1] - diff[:, 1].mean()], 1)
     err = diff.norm(dim=1)
+    turn = rot - true_rot
     out = {
         "shift_err_median_px": float(err.median()),
         "shift_err_p90_px": float(torch.quantile(err, 0.9)),
-        "rotation_err_deg": float((rot - true_rot).abs().median()),
+        "rotation_err_deg": float(turn.abs().median()),
     }
-    if true_field is not None and found_field is not None:
-        diff = (found_field - found_field.mean(dim=(1, 2), keepdim=True)) - (
-            true_field - true_field.mean(dim=(1, 2), keepdim=True)
-        )
-        out["local_field_rmse_px"] = float(diff.square().sum(-1).mean().sqrt())
+    if angles is not None:
+        # A small rotation (w_x, w_z) of the volume turns tilt theta's image in its plane by
+        # w_z cos(theta) - w_x sin(theta); its out-of-plane rest is far below a pixel here.
+        fit = torch.linalg.lstsq(basis, turn[:, None]).solution
+        rest = turn - (basis @ fit)[:, 0]
+        out["rotation_err_deg_volume_rotation_removed"] = float(rest.abs().median())
+    if true_rest is not None and found_rest is not None:
+        out["local_field_rmse_px"] = float((found_rest - true_rest).square().sum(-1).mean().sqrt())
     return out

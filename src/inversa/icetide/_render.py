@@ -88,5 +88,7 @@ def render_rays(
     y = v.expand_as(x)
     unit = volume_to_unit(torch.stack([x, y, z], dim=-1), volume_shape)
     inside = ((unit >= 0) & (unit <= 1)).all(dim=-1)
-    values = field(unit.clamp(0, 1))[..., 0]
-    return torch.where(inside, values, 0.0).sum(dim=-1) * step
+    # Only samples inside the box are evaluated (a thin slab leaves most of a ray outside).
+    values = unit.new_zeros(inside.shape)
+    values = values.masked_scatter(inside, field(unit[inside])[..., 0])
+    return values.sum(dim=-1) * step

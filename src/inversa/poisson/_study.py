@@ -7,12 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from inversa.core import metrics, phantoms
 from inversa.core.errors import InputError
 from inversa.core.io import atomic_write
-from inversa.core.optional import require
 from inversa.poisson._estimators import EstimatorName, estimate
 from inversa.poisson._models import LinearPoissonModel
 from inversa.poisson._optimizers import SolverConfig
@@ -43,23 +41,7 @@ def ct_small_image(size: int = 128, *, dtype: torch.dtype = torch.float32) -> to
     torch.Tensor
         ``(size, size)`` non-negative image.
     """
-    dcmread = require("pydicom", extra="poisson").dcmread
-    get_testdata_file = require("pydicom.data", extra="poisson").get_testdata_file
-
-    path = get_testdata_file("CT_small.dcm")
-    if path is None:
-        raise InputError(None, "pydicom's test file CT_small.dcm is not available")
-    ds = dcmread(path)
-    hu = torch.from_numpy(ds.pixel_array.astype("float64")) * float(ds.RescaleSlope) + float(
-        ds.RescaleIntercept
-    )
-    img = (hu + 1000.0).clamp_min(0.0)
-    img = img / img.max()
-    if size != img.shape[-1]:
-        img = F.interpolate(img[None, None], size=(size, size), mode="bilinear", antialias=True)[
-            0, 0
-        ].clamp_min(0.0)
-    return img.to(dtype)
+    return phantoms.real_image("ct_small", size=size, dtype=dtype)
 
 
 def random_ellipses(

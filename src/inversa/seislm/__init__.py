@@ -9,6 +9,7 @@ ships with the package (`load_picker()`).
 
 from inversa.seislm._data import (
     augment,
+    highpass,
     normalize,
     phase_labels,
     random_windows,
@@ -26,17 +27,35 @@ from inversa.seislm._model import (
     pretraining_loss,
     sample_negatives,
 )
+from inversa.seislm._noise import (
+    NOISE_SOURCES,
+    REAL_EVENT_FILES,
+    NoiseBank,
+    build_noise_bank,
+    load_noise_bank,
+    noise_bank_path,
+)
 from inversa.seislm._pick import (
+    NAMESPACE,
     PickRun,
     annotate,
     evaluate_picker,
     find_peaks,
+    group_events,
     pick_files,
+    pick_probability,
     pick_waveform,
     roc_auc,
+    stream_probabilities,
     write_picks,
 )
-from inversa.seislm._stream import StationWaveform, read_waveforms, stream_to_waveforms
+from inversa.seislm._reference import aic_pick, real_event_records
+from inversa.seislm._stream import (
+    StationWaveform,
+    read_waveforms,
+    split_stations,
+    stream_to_waveforms,
+)
 from inversa.seislm._synthetic import LabelledWaveforms, SyntheticConfig, synthetic_events
 from inversa.seislm._train import (
     FinetuneConfig,
@@ -55,9 +74,13 @@ from inversa.seislm._train import (
 
 __all__ = [
     "CONFIGS",
+    "NAMESPACE",
+    "NOISE_SOURCES",
+    "REAL_EVENT_FILES",
     "FinetuneConfig",
     "GumbelQuantizer",
     "LabelledWaveforms",
+    "NoiseBank",
     "PickRun",
     "PretrainConfig",
     "SeisLM",
@@ -65,19 +88,26 @@ __all__ = [
     "SeisLMPicker",
     "StationWaveform",
     "SyntheticConfig",
+    "aic_pick",
     "annotate",
     "augment",
+    "build_noise_bank",
     "compute_mask",
     "evaluate_picker",
     "find_peaks",
     "finetune",
+    "group_events",
     "grouped_conv_fft",
+    "highpass",
     "load_encoder",
+    "load_noise_bank",
     "load_picker",
     "make_shipped_model",
+    "noise_bank_path",
     "normalize",
     "phase_labels",
     "pick_files",
+    "pick_probability",
     "pick_waveform",
     "predict",
     "pretrain",
@@ -85,11 +115,14 @@ __all__ = [
     "random_windows",
     "read_seisbench",
     "read_waveforms",
+    "real_event_records",
     "roc_auc",
     "sample_negatives",
     "save_picker",
     "shipped_encoder_path",
     "shipped_model_path",
+    "split_stations",
+    "stream_probabilities",
     "stream_to_waveforms",
     "synthetic_events",
     "train_phasenet",

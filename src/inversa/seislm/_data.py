@@ -17,6 +17,7 @@ from inversa.seislm._synthetic import LabelledWaveforms
 
 __all__ = [
     "augment",
+    "highpass",
     "normalize",
     "phase_labels",
     "random_windows",
@@ -145,6 +146,50 @@ def read_seisbench(
     return LabelledWaveforms(torch.from_numpy(np.stack(out)), p, s, sampling_rate)
 
 
+def highpass(
+    x: torch.Tensor,
+    hz: float,
+    *,
+    sampling_rate: float = 100.0,
+    state: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[torch.Tensor, tuple[np.ndarray, np.ndarray] | None]:
+    """Causal 2-pole Butterworth high-pass along the last axis (no-op for ``hz <= 0``).
+
+    Causal, so no filtered energy comes before an onset (a zero-phase filter would
+    smear it earlier). Pass the returned ``state`` with the next consecutive chunk to
+    filter a record piece by piece exactly as in one go; a record (or a window without
+    ``state``) starts from rest after removing its first sample's value.
+
+    Parameters
+    ----------
+    x
+        ``(..., samples)`` waveforms.
+    hz
+        Corner frequency in Hz.
+    sampling_rate
+        Samples per second.
+    state
+        Filter state from the previous chunk, or ``None`` for a new record.
+
+    Returns
+    -------
+    (filtered, state)
+        Same shape and dtype as ``x``; the state to continue with.
+    """
+    if hz <= 0:
+        return x, state
+    from scipy.signal import butter, sosfilt
+
+    sos = butter(2, hz, btype="high", fs=sampling_rate, output="sos")
+    a = x.detach().cpu().double().numpy()
+    if state is None:
+        zi, offset = np.zeros((sos.shape[0], *a.shape[:-1], 2)), a[..., :1]
+    else:
+        zi, offset = state
+    y, zi = sosfilt(sos, a - offset, axis=-1, zi=zi)
+    return torch.from_numpy(y).to(x.dtype), (zi, offset)
+
+
 def normalize(x: torch.Tensor, *, eps: float = 1e-10) -> torch.Tensor:
     """Demean each component and divide each window by its peak absolute value.
 
@@ -200,7 +245,13 @@ def random_windows(
 
 
 def augment(x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-    """Random polarity flip, extra Gaussian noise, a dropped component and a zeroed gap.
+    """Field-like corruptions of normalised windows, then normalised again.
+
+    Per window, independently: polarity flip (50 %), extra Gaussian noise (30 %), gain
+    mismatch between components (0.5-2x, 20 %), a single reversed component (5 %),
+    clipping at 20-80 % of the peak (10 %, a saturated digitiser), a lost horizontal
+    (5 %) or both horizontals (3 %, a vertical-only station), a zeroed gap of up to 5 %
+    of the window (10 %).
 
     Parameters
     ----------
@@ -212,7 +263,7 @@ def augment(x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
     Returns
     -------
     torch.Tensor
-        Augmented windows, same shape; onsets are unchanged.
+        Augmented windows, same shape, normalised (`normalize`); onsets are unchanged.
     """
     b, c, n = x.shape
 
@@ -222,15 +273,25 @@ def augment(x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
     sign = torch.where(rand(b, 1, 1) < 0.5, -1.0, 1.0).to(x.dtype)
     noise = torch.randn(b, c, n, generator=generator).to(x.device, x.dtype)
     level = (rand(b, 1, 1) < 0.3) * rand(b, 1, 1) * 0.1
+    gain = torch.where(rand(b, 1, 1) < 0.2, 2.0 ** (2 * rand(b, c, 1) - 1), 1.0)
+    flip_one = (rand(b, 1, 1) < 0.05) & (torch.arange(c, device=x.device)[None, :, None]
+                                         == (rand(b, 1, 1) * c).long())  # fmt: skip
+    gain = torch.where(flip_one, -gain, gain)
     keep = torch.ones(b, c, 1, device=x.device, dtype=x.dtype)
     drop = rand(b) < 0.05  # lose one horizontal, as on a station with a dead channel
     which = 1 + (rand(b) < 0.5).long()
     keep[drop, which[drop], 0] = 0.0
+    vertical_only = rand(b) < 0.03
+    keep[vertical_only, 1:, 0] = 0.0
+    y = sign * keep * gain * (x + level * noise)
+    clip = torch.where(rand(b, 1, 1) < 0.1, 0.2 + 0.6 * rand(b, 1, 1), float("inf"))
+    peak = y.abs().amax(dim=(-2, -1), keepdim=True)
+    y = torch.maximum(torch.minimum(y, clip * peak), -clip * peak)
     t = torch.arange(n, device=x.device)
     g0 = (rand(b, 1, 1) * n).long()
-    glen = (rand(b, 1, 1) * 0.05 * n).long() * (rand(b, 1, 1) < 0.05)
+    glen = (rand(b, 1, 1) * 0.05 * n).long() * (rand(b, 1, 1) < 0.1)
     gap = (t >= g0) & (t < g0 + glen)
-    return torch.where(gap, 0.0, sign * keep * (x + level * noise))
+    return normalize(torch.where(gap, 0.0, y))
 
 
 def phase_labels(

@@ -46,6 +46,14 @@ class SeisLMConfig:
         Gumbel temperature ``max(end, start * decay**step)``.
     dropout
         Dropout in the transformer and on the projected features.
+    highpass_hz
+        Corner of the causal 2-pole Butterworth high-pass applied to every record before
+        the model, in training and in picking (`highpass`); ``0``: none. It removes the
+        microseism that can dwarf a local event on a broadband sensor.
+    picker_subframes
+        Outputs per frame of the picking head (`SeisLMPicker`): ``1`` interpolates frame
+        logits to the samples (the paper); the stride of the conv encoder gives one output
+        per sample (sub-frame resolution on a coarse encoder).
     """
 
     conv_channels: int = 256
@@ -71,6 +79,8 @@ class SeisLMConfig:
     gumbel_end: float = 0.5
     gumbel_decay: float = 0.999995
     dropout: float = 0.1
+    picker_subframes: int = 1
+    highpass_hz: float = 0.0
 
     def __post_init__(self) -> None:
         if self.layers < 1:
@@ -79,6 +89,8 @@ class SeisLMConfig:
             raise InputError(None, "hidden must be divisible by heads and pos_groups")
         if self.codevector_dim % self.groups:
             raise InputError(None, "codevector_dim must be divisible by groups")
+        if self.picker_subframes < 1:
+            raise InputError(None, "picker_subframes must be at least 1")
 
     def to_dict(self) -> dict:
         """Plain-dict form (stored in weight files)."""
@@ -98,7 +110,13 @@ class SeisLMConfig:
 
 CONFIGS: dict[str, SeisLMConfig] = {
     "base": SeisLMConfig(),
+    # 3 conv layers (12.5 frames/s, 80 ms) halve the frames of a pretraining step; the
+    # picking head puts 8 outputs on each frame, so picks keep one-sample resolution.
     "tiny": SeisLMConfig(
+        conv_layers=3,
+        mask_span=5,
+        picker_subframes=8,
+        highpass_hz=1.0,
         conv_channels=64,
         hidden=64,
         layers=2,
@@ -552,7 +570,8 @@ class SeisLMPicker(nn.Module):
     """SeisLM encoder plus a per-frame head: P, S, noise logits and a detection logit.
 
     Frame outputs are linearly interpolated to the input length, so every sample gets a
-    probability (SeisLM's upsampling for picking).
+    probability (SeisLM's upsampling for picking); with ``config.picker_subframes = r``
+    the head gives ``r`` outputs per frame (a learned sub-frame upsampling) before that.
 
     Parameters
     ----------
@@ -565,11 +584,15 @@ class SeisLMPicker(nn.Module):
         self.config = config
         self.encoder = SeisLM(config)
         h = config.hidden
-        self.head = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.Linear(h, 4))
+        r = config.picker_subframes
+        self.head = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.Linear(h, 4 * r))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, 4, samples)`` (P, S, noise, detection) of ``(batch, 3, samples)``."""
-        h = self.head(self.encoder(x)).transpose(1, 2)
+        h = self.head(self.encoder(x))  # (batch, frames, 4 r)
+        b, t, _ = h.shape
+        r = self.config.picker_subframes
+        h = h.view(b, t, 4, r).permute(0, 2, 1, 3).reshape(b, 4, t * r)
         return F.interpolate(h, size=x.shape[-1], mode="linear", align_corners=True)
 
     def probabilities(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

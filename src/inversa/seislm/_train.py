@@ -21,7 +21,7 @@ from inversa.core.training import (
     save_weights,
     train,
 )
-from inversa.seislm._data import augment, normalize, phase_labels, random_windows
+from inversa.seislm._data import augment, highpass, normalize, phase_labels, random_windows
 from inversa.seislm._model import CONFIGS, SeisLM, SeisLMConfig, SeisLMPicker, pretraining_loss
 from inversa.seislm._synthetic import LabelledWaveforms, SyntheticConfig, synthetic_events
 
@@ -131,6 +131,17 @@ def _fit(
     return model.eval(), result
 
 
+def highpassed(data: LabelledWaveforms, hz: float) -> LabelledWaveforms:
+    """Return ``data`` with every trace high-passed (`highpass`; ``hz <= 0``: unchanged)."""
+    if hz <= 0:
+        return data
+    parts = [
+        highpass(w, hz, sampling_rate=data.sampling_rate)[0]
+        for w in torch.split(data.waveforms, 256)
+    ]
+    return LabelledWaveforms(torch.cat(parts), data.p_sample, data.s_sample, data.sampling_rate)
+
+
 def _batch(
     data: LabelledWaveforms, *, size: int, samples: int, generator: torch.Generator
 ) -> LabelledWaveforms:
@@ -174,6 +185,7 @@ def pretrain(
     """
     if len(data) == 0:
         raise InputError(None, "no waveforms to pretrain on")
+    data = highpassed(data, model_config.highpass_hz)
     rank, world = init_distributed()
     torch.manual_seed(config.seed)
     model = SeisLM(model_config).to(device)
@@ -242,6 +254,7 @@ def finetune(
     """
     if len(data) == 0:
         raise InputError(None, "no labelled waveforms to fine-tune on")
+    data = highpassed(data, model_config.highpass_hz)
     torch.manual_seed(config.seed)
     model = SeisLMPicker(model_config)
     if encoder is not None:
@@ -276,10 +289,14 @@ def train_phasenet(
     data: LabelledWaveforms,
     *,
     config: FinetuneConfig = FinetuneConfig(),
+    highpass_hz: float = 0.0,
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> tuple[nn.Module, TrainResult]:
     """Train SeisBench's PhaseNet (P, S, noise) on the same labels and schedule.
+
+    ``highpass_hz`` high-passes the training traces as a SeisLM config's ``highpass_hz``
+    does (pass the same value to `evaluate_picker` / `stream_probabilities`).
 
     Returns
     -------
@@ -291,6 +308,7 @@ def train_phasenet(
 
     if len(data) == 0:
         raise InputError(None, "no labelled waveforms to train on")
+    data = highpassed(data, highpass_hz)
     torch.manual_seed(config.seed)
     model = sbm.PhaseNet(phases="PSN", sampling_rate=data.sampling_rate).to(device)
     try:  # PhaseNet's U-Net skips only line up for some lengths (1001 and 3001 do)
@@ -403,15 +421,18 @@ def make_shipped_model(
     path: str | os.PathLike[str],
     *,
     pretrain_steps: int = 600,
-    finetune_steps: int = 1500,
+    finetune_steps: int = 2000,
+    real_noise: float = 0.7,
+    n_labelled: int = 4000,
     force: bool = False,
     progress: bool = False,
 ) -> dict[str, float]:
     """Reproduce the shipped tiny model: pretrain on synthetic windows, fine-tune, save.
 
     Pretraining draws 10 s crops (batch 16) from 2000 unlabelled synthetic 30 s windows
-    (seed 1); fine-tuning draws 15 s crops (batch 8) from 2000 labelled 30 s windows
-    (seed 2); the picker then runs on 30 s windows.
+    (seed 1); fine-tuning draws 15 s crops (batch 8) from ``n_labelled`` labelled 30 s
+    windows (seed 2); in both, a fraction ``real_noise`` of the windows has its noise from
+    the shipped real-noise bank (`load_noise_bank`). The picker then runs on 30 s windows.
 
     Parameters
     ----------
@@ -419,6 +440,10 @@ def make_shipped_model(
         Output ``.safetensors``.
     pretrain_steps, finetune_steps
         Optimiser steps of the two stages.
+    real_noise
+        Fraction of windows with real noise.
+    n_labelled
+        Labelled windows for fine-tuning.
     force
         Overwrite ``path``.
     progress
@@ -435,7 +460,8 @@ def make_shipped_model(
 
         raise OutputExistsError(path)
     cfg = CONFIGS["tiny"]
-    unlabelled = synthetic_events(2000, config=SyntheticConfig(samples=3001), seed=1)
+    syn = SyntheticConfig(samples=3001, real_noise=real_noise)
+    unlabelled = synthetic_events(2000, config=syn, seed=1)
     encoder, pre = pretrain(
         unlabelled,
         model_config=cfg,
@@ -444,7 +470,7 @@ def make_shipped_model(
         ),
         progress=progress,
     )
-    labelled = synthetic_events(2000, config=SyntheticConfig(samples=3001), seed=2)
+    labelled = synthetic_events(n_labelled, config=syn, seed=2)
     picker, fin = finetune(
         labelled,
         model_config=cfg,
@@ -458,6 +484,8 @@ def make_shipped_model(
         "pretrain_loss": pre.final_loss,
         "pretrain_accuracy": pre.history[-1].get("accuracy", math.nan),
         "finetune_loss": fin.final_loss,
+        "real_noise": real_noise,
+        "n_labelled": n_labelled,
     }
     save_picker(path, picker, info=info, force=force)
     # the pretrained encoder alone, the init of the benchmark's pretrained runs

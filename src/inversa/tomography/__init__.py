@@ -7,7 +7,9 @@ CPU via numba kernels and any torch device via the same weights in torch):
 - :class:`TiltSeriesProjector` — single-axis tilt about y with per-tilt IMOD ``.xf``
   transforms, ``(..., D, H, W) -> (..., T, H, K)``, built on a :class:`TiltGeometry`.
 - :class:`Warp2D` — bilinear image warps; :func:`align_images` undoes an ``.xf``.
-- :class:`CTFOperator` — contrast transfer function (via torch-ctf).
+- :class:`CTFOperator` — contrast transfer function (via torch-ctf); per-tilt CTF and
+  exposure metadata (:class:`TiltSeriesCTF`) and the per-particle 3-D CTF weight
+  (:func:`ctf3d_weight`).
 
 Reconstruction: :func:`fbp` (2-D), :func:`wbp` (3-D), :func:`sirt`, :func:`cgls`.
 
@@ -18,7 +20,22 @@ Simulation: :func:`simulate` (scene -> misaligned noisy tilt series, with
 :func:`random_xf` and :func:`local_deformation`), configured by :class:`SimulationConfig`.
 """
 
-from inversa.tomography._ctf import CTFOperator, CTFParams, apply_ctf, ctf_2d, phase_flip
+from inversa.tomography._ctf import (
+    CTFOperator,
+    CTFParams,
+    TiltSeriesCTF,
+    apply_ctf,
+    ctf3d_weight,
+    ctf_2d,
+    ctf_at,
+    dose_symmetric_exposure,
+    electron_wavelength_A,
+    exposure_filter,
+    phase_flip,
+    read_relion5_tilt_series,
+    tilt_series_from_table,
+    write_relion5_tilt_series,
+)
 from inversa.tomography._fbp import angular_weights, fbp, wbp
 from inversa.tomography._geometry import TiltGeometry, tilt_series_sidecars
 from inversa.tomography._iterative import SolveInfo, cgls, sirt
@@ -54,6 +71,7 @@ __all__ = [
     "SimulationConfig",
     "SolveInfo",
     "TiltGeometry",
+    "TiltSeriesCTF",
     "TiltSeriesProjector",
     "Warp2D",
     "align_images",
@@ -62,8 +80,13 @@ __all__ = [
     "bspline_at",
     "bspline_field",
     "cgls",
+    "ctf3d_weight",
     "ctf_2d",
+    "ctf_at",
     "default_n_detector",
+    "dose_symmetric_exposure",
+    "electron_wavelength_A",
+    "exposure_filter",
     "fbp",
     "invert_xf",
     "local_deformation",
@@ -71,13 +94,16 @@ __all__ = [
     "radon_adjoint",
     "radon_forward",
     "random_xf",
+    "read_relion5_tilt_series",
     "simulate",
     "simulate_tilt_series",
     "sirt",
     "tilt_series_adjoint",
     "tilt_series_forward",
+    "tilt_series_from_table",
     "tilt_series_sidecars",
     "warp_images",
     "warp_images_adjoint",
     "wbp",
+    "write_relion5_tilt_series",
 ]

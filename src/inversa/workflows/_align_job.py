@@ -42,6 +42,7 @@ from inversa.workflows._particles import (
     load_particles,
     load_source,
     outside_report,
+    particle_ctf,
 )
 
 __all__ = ["AlignJobConfig", "AlignJobResult", "align_particles_file", "diagnostics_path"]
@@ -72,6 +73,12 @@ class AlignJobConfig:
         Particles per Dask task and per checkpoint.
     exhaustive
         Grid settings of the exhaustive aligner.
+    tilt_series
+        A RELION 5 ``tomograms.star`` naming each tomogram's tilt-series STAR file: the
+        aligner scores with each particle's 3-D CTF x exposure weight (replacing
+        ``wedge``); ``None``: the wedge.
+    phase_flipped
+        With ``tilt_series``: the tomograms were reconstructed from phase-flipped tilts.
     """
 
     method: str = "newton"
@@ -80,6 +87,8 @@ class AlignJobConfig:
     max_shift: float = 4.0
     chunk_size: int = 8
     exhaustive: ExhaustiveConfig = field(default_factory=ExhaustiveConfig)
+    tilt_series: Path | None = None
+    phase_flipped: bool = False
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
@@ -173,8 +182,16 @@ def _align_chunk(
             table = source.particles.iloc[good]
             priors = poses_from_table(table, pixel_size=source.pixel_size)[0]
             priors = priors.to(device=device, dtype=torch.float32)
+        ctf = None
+        if config.tilt_series is not None:
+            ctf = particle_ctf(source, config.tilt_series, phase_flipped=config.phase_flipped)
+            ctf = ctf.subset(torch.tensor(good, dtype=torch.long))
         result = align_particles(
-            reference.to(device), stack, config=config.aligner_config(), prior_rotations=priors
+            reference.to(device),
+            stack,
+            config=config.aligner_config(),
+            prior_rotations=priors,
+            ctf=ctf,
         )
         record = {
             "rows": good,
@@ -209,7 +226,12 @@ def _fingerprint(
         digest.update(star.read_bytes())
     digest.update(reference.read_bytes())
     stamps = [_file_stamp(reference), *(_file_stamp(p) for p in sorted(source.tomograms.values()))]
-    settings = {"config": asdict(config), "device": device, "box": source.box}
+    fields = asdict(config)
+    if config.tilt_series is None:  # older checkpoints (no CTF) keep their hash
+        del fields["tilt_series"], fields["phase_flipped"]
+    else:
+        digest.update(Path(config.tilt_series).read_bytes())
+    settings = {"config": fields, "device": device, "box": source.box}
     if source.voxel_size is not None:  # only when given: older checkpoints keep their hash
         settings["voxel_size"] = source.voxel_size
     digest.update(json.dumps([stamps, settings], sort_keys=True, default=str).encode())

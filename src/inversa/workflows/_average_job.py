@@ -10,7 +10,13 @@ import torch
 from inversa.alignment import AverageResult, average_particles, poses_from_table, random_subsets
 from inversa.core.io import check_outputs, output_lock, write_mrc
 from inversa.workflows._outputs import map_paths, write_fsc
-from inversa.workflows._particles import all_particles, load_source, outside_report
+from inversa.workflows._particles import (
+    TiltSeriesSource,
+    all_particles,
+    load_source,
+    outside_report,
+    particle_ctf,
+)
 
 __all__ = ["average_particles_file"]
 
@@ -25,6 +31,8 @@ def average_particles_file(
     device: str = "cpu",
     allow_outside: Sequence[str | Path] = (),
     voxel_size: float | None = None,
+    tilt_series: TiltSeriesSource | None = None,
+    phase_flipped: bool = False,
     force: bool = False,
 ) -> AverageResult:
     """Average the particles of a STAR file at their poses; write map, half maps, FSC.
@@ -52,6 +60,10 @@ def average_particles_file(
         Angstrom per voxel of the input MRCs, replacing their headers' (no warning for
         an unset header); it must agree with the STAR file's ``rlnImagePixelSize`` where
         that is given. ``None`` reads the headers.
+    tilt_series, phase_flipped
+        Tilt-series CTF metadata (as in
+        :func:`~inversa.workflows.refine_particles_file`): a CTF-corrected average
+        (Wiener constant from the half sets' FSC) instead of the wedge-weighted one.
     force
         Overwrite outputs.
 
@@ -74,6 +86,9 @@ def average_particles_file(
         allow_outside=allow_outside,
         voxel_size=voxel_size,
     )
+    ctf = None
+    if tilt_series is not None:
+        ctf = particle_ctf(source, tilt_series, phase_flipped=phase_flipped)
     if tomograms:
         outside_report(source)
     with output_lock(paths["map"]):
@@ -89,6 +104,7 @@ def average_particles_file(
             wedge=wedge,
             subsets=random_subsets(source.particles),
             pixel_size=source.pixel_size,
+            ctf=ctf,
         )
         for role in ("map", "half1", "half2"):
             data = getattr(average, role).cpu()

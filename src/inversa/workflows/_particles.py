@@ -26,6 +26,7 @@ import torch
 from inversa.alignment import (
     COORDINATE_COLUMNS,
     PIXEL_COORDINATE_COLUMNS,
+    ParticleCTF,
     centred_from_pixel_coordinates,
     extract_subtomograms,
     image_paths,
@@ -35,15 +36,18 @@ from inversa.alignment import (
 )
 from inversa.core.errors import InputError
 from inversa.core.io import read_mrc, read_particles, read_star
+from inversa.tomography import TiltSeriesCTF, read_relion5_tilt_series
 
 __all__ = [
     "ParticleSource",
+    "TiltSeriesSource",
     "all_particles",
     "checked_reference",
     "input_stamps",
     "load_particles",
     "load_source",
     "outside_report",
+    "particle_ctf",
     "read_tomograms_star",
 ]
 
@@ -525,3 +529,73 @@ def input_stamps(source: ParticleSource, rows: Sequence[int]) -> list:
         return out
     names = source.particles["rlnTomoName"].astype(str).to_numpy()
     return [_stat(source.tomograms[n]) for n in sorted({names[i] for i in rows})]
+
+
+#: What a job accepts as tilt-series CTF metadata: a RELION 5 ``tomograms.star`` (with
+#: ``rlnTomoTiltSeriesStarFile``), ``rlnTomoName`` -> series, or one series for all.
+TiltSeriesSource = str | os.PathLike | dict | TiltSeriesCTF
+
+
+def particle_ctf(
+    source: ParticleSource,
+    tilt_series: TiltSeriesSource,
+    *,
+    phase_flipped: bool = False,
+    dose_weighted: bool = True,
+) -> ParticleCTF:
+    """Per-particle 3-D CTF weights of a particle set (for the aligners and the average).
+
+    Parameters
+    ----------
+    source
+        The particles (``rlnTomoName`` and ``rlnCenteredCoordinate{X,Y,Z}Angst``; a
+        single series needs no ``rlnTomoName``).
+    tilt_series
+        A RELION 5 ``tomograms.star`` naming each tomogram's tilt-series STAR file
+        (per-tilt defocus, astigmatism, pre-exposure;
+        :func:`inversa.tomography.read_relion5_tilt_series`), a dict ``rlnTomoName`` ->
+        :class:`~inversa.tomography.TiltSeriesCTF`, or one series for every particle.
+    phase_flipped
+        The tomograms were reconstructed from phase-flipped tilts (weights ``|CTF|``).
+    dose_weighted
+        Apply the exposure filter.
+
+    Returns
+    -------
+    ParticleCTF
+
+    Raises
+    ------
+    InputError
+        Missing coordinates, or a particle whose tomogram has no tilt series.
+    """
+    table = source.particles
+    if not set(COORDINATE_COLUMNS) <= set(table.columns):
+        raise InputError(
+            source.star, "CTF weights need particle positions (rlnCenteredCoordinate*Angst)"
+        )
+    positions = torch.tensor(
+        table[list(COORDINATE_COLUMNS)].to_numpy(dtype=float, copy=True), dtype=torch.float64
+    )
+    if isinstance(tilt_series, TiltSeriesCTF):
+        series, index = (tilt_series,), torch.zeros(len(table), dtype=torch.long)
+    else:
+        if not isinstance(tilt_series, dict):
+            tilt_series = read_relion5_tilt_series(tilt_series)
+        if "rlnTomoName" not in table.columns:
+            raise InputError(source.star, "CTF weights per tomogram need rlnTomoName")
+        names = list(tilt_series)
+        lookup = {name: i for i, name in enumerate(names)}
+        missing = sorted(set(table["rlnTomoName"].astype(str)) - set(lookup))
+        if missing:
+            raise InputError(source.star, f"no tilt-series CTF for tomogram(s) {missing}")
+        series = tuple(tilt_series[name] for name in names)
+        index = torch.tensor([lookup[str(n)] for n in table["rlnTomoName"]], dtype=torch.long)
+    return ParticleCTF(
+        series=series,
+        series_index=index,
+        positions_A=positions,
+        pixel_size_A=source.pixel_size,
+        phase_flipped=phase_flipped,
+        dose_weighted=dose_weighted,
+    )

@@ -32,10 +32,12 @@ from inversa.workflows._outputs import (
     write_particle_star,
 )
 from inversa.workflows._particles import (
+    TiltSeriesSource,
     all_particles,
     checked_reference,
     load_source,
     outside_report,
+    particle_ctf,
 )
 
 __all__ = ["RefineJobResult", "refine_output_paths", "refine_particles_file"]
@@ -104,6 +106,8 @@ def refine_particles_file(
     allow_outside: Sequence[str | Path] = (),
     voxel_size: float | None = None,
     diagnose: bool = True,
+    tilt_series: TiltSeriesSource | None = None,
+    phase_flipped: bool = False,
     force: bool = False,
 ) -> RefineJobResult:
     """Refine the particles of a STAR file: poses, average, half maps, FSC per iteration.
@@ -142,6 +146,13 @@ def refine_particles_file(
         that is given. ``None`` reads the headers.
     diagnose
         Judge whether the poses can be trusted and write ``run_diagnostics.json``.
+    tilt_series
+        Tilt-series CTF metadata (a RELION 5 ``tomograms.star``, a dict ``rlnTomoName``
+        -> :class:`~inversa.tomography.TiltSeriesCTF`, or one series): the aligner
+        scores with each particle's 3-D CTF x exposure weight instead of the wedge and
+        the averages are CTF-corrected; ``None``: the wedge of ``config``.
+    phase_flipped
+        With ``tilt_series``: the tomograms were reconstructed from phase-flipped tilts.
     force
         Overwrite outputs.
 
@@ -172,6 +183,9 @@ def refine_particles_file(
     ref_volume = None
     if reference is not None:
         ref_volume = checked_reference(Path(reference), source)
+    ctf = None
+    if tilt_series is not None:
+        ctf = particle_ctf(source, tilt_series, phase_flipped=phase_flipped)
     if tomograms:
         outside_report(source)
     out.mkdir(parents=True, exist_ok=True)
@@ -196,6 +210,7 @@ def refine_particles_file(
             subsets=random_subsets(source.particles),
             prior_rotations=priors,
             pixel_size=source.pixel_size,
+            ctf=ctf,
         )
         table = poses_to_table(
             source.particles,

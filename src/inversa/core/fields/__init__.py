@@ -9,6 +9,12 @@ another. Coordinates are ``(..., d)`` with x first and lie in ``[0, 1]^d``.
   axis-aligned log-spaced (`PositionalFourierConfig`) frequencies.
 - `MLP`, `SetMLP`, `masked_mean`: small fully connected blocks; the set block is
   permutation invariant over a set axis with an optional mask.
+- `FourierFilter`: a learnable complex Fourier-domain filter, its real and imaginary
+  outputs stacked with the input, ``(B, C, H, W) -> (B, 3C, H, W)``.
+- `RingSpokeSampler`: a multi-scale ring/spoke pattern of sample points around each query
+  coordinate (learned offsets and global scale), bicubic or bilinear, ``(B, Q, 2) ->
+  (B, Q, spokes, radii, C)``; `sample_points` interpolates images at ``[0, 1]^2`` points.
+  Both measure lengths in pixels of a reference resolution, so they work at any size.
 - `NeuralField`: encoding + MLP, ``(..., d) -> (..., c)``, with chunked `sample_grid`;
   `grid_coordinates` gives a grid's voxel-centre coordinates.
 
@@ -34,6 +40,13 @@ from inversa.core.fields._hashgrid import (
     hash_grid_corners,
     hash_grid_encode,
 )
+from inversa.core.fields._local import (
+    FourierFilter,
+    FourierFilterConfig,
+    RingSpokeConfig,
+    RingSpokeSampler,
+    sample_points,
+)
 from inversa.core.fields._mlp import (
     ACTIVATIONS,
     MLP,
@@ -48,6 +61,8 @@ __all__ = [
     "MLP",
     "EncodingConfig",
     "FourierFeatures",
+    "FourierFilter",
+    "FourierFilterConfig",
     "GaussianFourierConfig",
     "HashGridConfig",
     "HashGridEncoding",
@@ -55,6 +70,8 @@ __all__ = [
     "NeuralField",
     "NeuralFieldConfig",
     "PositionalFourierConfig",
+    "RingSpokeConfig",
+    "RingSpokeSampler",
     "SetMLP",
     "SetMLPConfig",
     "fourier_features",
@@ -62,4 +79,5 @@ __all__ = [
     "hash_grid_corners",
     "hash_grid_encode",
     "masked_mean",
+    "sample_points",
 ]

@@ -1,5 +1,8 @@
 """File input/output: MRC, STAR (RELION 5), ``.tlt`` and IMOD ``.xf``, atomic writes.
 
+Per-tilt defocus files (ctffind tables, IMOD ``.defocus``): `read_ctffind`,
+`read_imod_defocus`.
+
 Thin wrappers over ``mrcfile`` (and ``starfile`` for writing; STAR files are read by a
 strict parser of our own) that return PyTorch tensors and pandas tables and turn every
 malformed file into one `inversa.core.errors.InputError` naming the file; JSON
@@ -10,6 +13,7 @@ failed write leaves nothing behind, and an existing output is only replaced with
 """
 
 from inversa.core.io._atomic import atomic_write
+from inversa.core.io._defocus import read_ctffind, read_imod_defocus
 from inversa.core.io._json import read_json, write_json
 from inversa.core.io._lock import output_lock
 from inversa.core.io._mrc import read_mrc, write_mrc
@@ -31,6 +35,8 @@ __all__ = [
     "make_optics_table",
     "output_folder",
     "output_lock",
+    "read_ctffind",
+    "read_imod_defocus",
     "read_json",
     "read_mrc",
     "read_particles",

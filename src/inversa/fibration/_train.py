@@ -1,0 +1,172 @@
+"""Fitting every model on the same pairs ``(f, Tf)`` through ``core.training``."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from inversa.core.errors import InputError
+from inversa.core.training import TrainConfig, train
+from inversa.fibration._models import LevelSetConfig, RidgeOperator, build_model
+
+__all__ = ["FitConfig", "FittedOperator", "fit_operator", "predict", "relative_error"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitConfig:
+    """How a learned model is trained (Adam, cosine learning-rate decay).
+
+    Parameters
+    ----------
+    steps
+        Optimiser steps.
+    lr
+        Peak learning rate.
+    batch
+        Training pairs per step (all of them when fewer).
+    outputs
+        Output points per step (a random subset of the ``N^2``; the loss is unbiased).
+    progress
+        Show a progress bar.
+    """
+
+    steps: int = 400
+    lr: float = 3e-3
+    batch: int = 16
+    outputs: int = 512
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch < 1 or self.outputs < 1:
+            raise InputError(None, "steps must be >= 0 and batch, outputs >= 1")
+        if not self.lr > 0:
+            raise InputError(None, f"lr must be positive, got {self.lr}")
+
+
+class FittedOperator(nn.Module):
+    """A model and the output scale it was trained at: ``(B, N, N), (Yb,) -> (B, Yb)``."""
+
+    def __init__(self, kind: str, model: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.kind = kind
+        self.model = model
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    def forward(self, f: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict the outputs ``index`` (all if ``None``) of the inputs ``f``."""
+        return self.model(f, index) * self.scale
+
+
+def fit_operator(
+    kind: str,
+    inputs: torch.Tensor,
+    outputs: torch.Tensor,
+    out_coords: torch.Tensor,
+    *,
+    config: FitConfig = FitConfig(),
+    seed: int = 0,
+    levelset: LevelSetConfig | None = None,
+    device: str | torch.device = "cpu",
+    init: FittedOperator | None = None,
+) -> FittedOperator:
+    """Fit model ``kind`` to the pairs ``inputs (n, N, N) -> outputs (n, Y)``.
+
+    ``ridge`` is solved in closed form; the networks are trained with the relative squared
+    error on random mini-batches of pairs and output points (targets divided by their
+    RMS over the training set).
+
+    Parameters
+    ----------
+    kind
+        ``levelset``, ``ridge``, ``deeponet``, ``fno`` or ``attention``.
+    inputs, outputs
+        ``(n, N, N)`` and ``(n, Y)`` (or ``(n, A, K)``, flattened) training pairs.
+    out_coords
+        ``(Y, d)`` coordinates of the outputs.
+    config
+        Training schedule.
+    seed
+        Seeds the initial weights and the mini-batches.
+    levelset
+        Architecture of the level-set network (default :class:`LevelSetConfig`).
+    device
+        Torch device of the training.
+    init
+        A fitted model of the same kind to continue from (its weights are copied).
+    """
+    n, size = inputs.shape[0], inputs.shape[-1]
+    x = inputs.to(device=device, dtype=torch.float32)
+    y = outputs.reshape(n, -1).to(device=device, dtype=torch.float32)
+    if y.shape[1] != out_coords.shape[0]:
+        raise InputError(None, f"{y.shape[1]} outputs per pair but {out_coords.shape[0]} coords")
+    scale = float(y.square().mean().sqrt().clamp_min(1e-12))
+    if kind == "ridge":
+        return FittedOperator(kind, RidgeOperator(x, y / scale).to(device), scale)
+    gen = torch.Generator().manual_seed(seed)
+    if init is not None:
+        if init.kind != kind:
+            raise InputError(None, f"cannot continue a {init.kind} model as {kind}")
+        model = copy.deepcopy(init.model).to(device)
+    else:
+        model = build_model(kind, size, out_coords, generator=gen, levelset=levelset).to(device)
+    yn = y / scale
+    n_out = y.shape[1]
+    batch = min(config.batch, n)
+    n_pick = min(config.outputs, n_out)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.steps, 1))
+
+    anneal = getattr(model, "anneal", None)
+
+    def loss_fn(step: int) -> torch.Tensor:
+        if anneal is not None:
+            anneal(step / max(config.steps, 1))
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        rows = torch.randperm(n, generator=g)[:batch].to(device)
+        cols = torch.randperm(n_out, generator=g)[:n_pick].to(device)
+        target = yn[rows][:, cols]
+        pred = model(x[rows], cols)
+        return (pred - target).square().mean() / target.square().mean().clamp_min(1e-12)
+
+    train(
+        model=model,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        scheduler=scheduler,
+        config=TrainConfig(
+            steps=config.steps,
+            grad_clip=10.0,
+            progress=config.progress,
+            description=f"{kind} n={n}",
+            log_every=max(config.steps, 1),
+        ),
+    )
+    if anneal is not None:
+        anneal(1.0)
+    model.eval()
+    return FittedOperator(kind, model, scale)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: torch.Tensor, *, chunk: int = 1024) -> torch.Tensor:
+    """All outputs ``(B, Y)`` of ``inputs (B, N, N)``, computed ``chunk`` outputs at a time."""
+    device = next(iter(model.buffers())).device
+    x = inputs.to(device=device, dtype=torch.float32)
+    n_out = int(model.model.y_coords.shape[0]) if hasattr(model.model, "y_coords") else None
+    if n_out is None:
+        return model(x).cpu()
+    parts = [
+        model(x, torch.arange(i, min(i + chunk, n_out), device=device)).cpu()
+        for i in range(0, n_out, chunk)
+    ]
+    return torch.cat(parts, dim=-1)
+
+
+def relative_error(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean over the pairs of ``||pred - target|| / ||target||`` (``(B, ...)`` each)."""
+    p = pred.reshape(pred.shape[0], -1).double()
+    t = target.reshape(target.shape[0], -1).double()
+    return float(((p - t).norm(dim=1) / t.norm(dim=1).clamp_min(1e-30)).mean())

@@ -1,0 +1,234 @@
+"""Double fibration transforms: data, ground-truth operators, models, geometry read-out."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from inversa.core.errors import InputError
+from inversa.fibration import (
+    FitConfig,
+    GRFConfig,
+    LevelSetConfig,
+    codimension,
+    curve_level_set,
+    default_speed_map,
+    fit_operator,
+    geodesic_ray_transform,
+    load_levelset,
+    make_pairs,
+    make_transform,
+    pixel_coordinates,
+    predict,
+    relative_error,
+    sample_grf,
+    save_levelset,
+    speed_error,
+    speed_from_level_sets,
+    trace_rays,
+)
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+def test_grf_is_band_limited_reproducible_and_unit_rms():
+    cfg = GRFConfig(size=32, bandwidth=3.0, support=1.0)
+    f = sample_grf(6, cfg, generator=_gen(1), dtype=torch.float64)
+    assert f.shape == (6, 32, 32)
+    torch.testing.assert_close(f.square().mean(dim=(-2, -1)), torch.ones(6, dtype=torch.float64))
+    torch.testing.assert_close(f, sample_grf(6, cfg, generator=_gen(1), dtype=torch.float64))
+    assert not torch.allclose(f, sample_grf(6, cfg, generator=_gen(2), dtype=torch.float64))
+    # Spectrum: the window (radius 1, taper 0.1) widens it a little; far beyond the band
+    # limit there is next to nothing, while a wider band puts energy there.
+    k = torch.fft.fftfreq(32, d=1 / 32)
+    kk = (k[:, None] ** 2 + k[None, :] ** 2).sqrt()
+    power = torch.fft.fft2(f).abs().square().sum(0)
+    far = float(power[kk > 9].sum() / power.sum())
+    assert far < 0.01
+    wide = sample_grf(6, GRFConfig(size=32, bandwidth=16.0), generator=_gen(1))
+    power_wide = torch.fft.fft2(wide.double()).abs().square().sum(0)
+    assert float(power_wide[kk > 9].sum() / power_wide.sum()) > 0.05
+
+
+@pytest.mark.parametrize("bandwidth", [0.0, -1.0, 17.0, float("nan")])
+def test_bandwidth_out_of_range_is_refused(bandwidth):
+    with pytest.raises(InputError, match="bandwidth"):
+        GRFConfig(size=32, bandwidth=bandwidth)
+
+
+@pytest.mark.parametrize("n", [0, -3, 100_001, 2.5, True])
+def test_sample_count_out_of_range_is_refused(n):
+    with pytest.raises(InputError, match="sample count"):
+        sample_grf(n, GRFConfig(size=16, bandwidth=2.0), generator=_gen())
+
+
+def test_noise_is_relative_to_the_output_rms():
+    tr = make_transform("radon", 16)
+    grf = GRFConfig(size=16, bandwidth=3.0)
+    _, clean = make_pairs(tr, 8, grf, seed=3)
+    _, noisy = make_pairs(tr, 8, grf, seed=3, noise=0.1)
+    ratio = float((noisy - clean).square().mean().sqrt() / clean.square().mean().sqrt())
+    assert 0.07 < ratio < 0.13
+
+
+# --- ground-truth transforms ------------------------------------------------------------
+
+
+def test_geodesic_with_constant_speed_is_the_radon_transform():
+    size = 32
+    f = sample_grf(4, GRFConfig(size=size, bandwidth=4.0), generator=_gen(), dtype=torch.float64)
+    radon = make_transform("radon", size).operator(f)
+    straight = geodesic_ray_transform(torch.ones(size, size, dtype=torch.float64))(f)
+    assert relative_error(straight, radon) < 0.01
+    bent = make_transform("geodesic", size).operator(f)
+    assert relative_error(bent, radon) > 0.02  # the lens does bend the rays
+
+
+def test_rays_in_a_linear_speed_profile_are_circular_arcs():
+    """c = 1 + 0.3 y: rays are circles centred on the line where c would vanish."""
+    size = 64
+    y = pixel_coordinates(size)[..., 1]
+    speed = 1.0 + 0.3 * y
+    start = torch.tensor([[-0.8, 0.0]], dtype=torch.float64)
+    path = trace_rays(speed, start, torch.tensor([[1.0, 0.0]]), step=0.01, n_steps=160)[:, 0]
+    centre = torch.tensor([-0.8, -1.0 / 0.3], dtype=torch.float64)
+    radius = (path - centre).norm(dim=-1)
+    assert float((radius - 1.0 / 0.3).abs().max()) < 2e-3
+    assert float(path[-1, 1]) < -0.05  # it bends towards the slow side (-y)
+
+
+def test_circular_means_of_a_constant_are_one_inside_the_image():
+    size = 32
+    tr = make_transform("circular", size)
+    means = tr.operator(torch.ones(size, size, dtype=torch.float64))
+    # circles of radius < 0.05 around a centre within the image stay inside it:
+    # the smallest radius (0.114) around centre (1, 0) leaves the image on the right,
+    # but around the centre at angle pi (-1, 0) it is inside up to the left edge.
+    assert float(means.max()) <= 1 + 1e-12
+    inside = means[size // 2, 0]  # centre (-1, 0), radius 0.128: pixels from -1.0 on
+    assert float(inside) > 0.45
+    zeros = tr.operator(torch.zeros(size, size, dtype=torch.float64))
+    assert float(zeros.abs().max()) == 0.0
+
+
+def test_bad_speed_maps_are_refused():
+    with pytest.raises(InputError, match="positive"):
+        geodesic_ray_transform(torch.zeros(8, 8))
+    with pytest.raises(InputError, match="NaN"):
+        geodesic_ray_transform(torch.full((8, 8), float("nan")))
+    with pytest.raises(InputError, match="square"):
+        geodesic_ray_transform(torch.ones(8, 9))
+    with pytest.raises(InputError, match="expected"):
+        make_transform("geodesic", 16, speed=torch.ones(8, 8))
+    with pytest.raises(InputError, match="unknown transform"):
+        make_transform("spherical", 16)
+
+
+def test_speed_map_from_exact_rays_is_recovered():
+    size = 32
+    tr = make_transform("geodesic", size)
+    index = torch.arange(0, size * size, 5)
+    curves = tr.true_curves(index)
+    phi = torch.stack([curve_level_set(c, size) for c in curves])
+    speed = speed_from_level_sets(phi, band=1.5 * 2 / size)
+    assert speed_error(speed, tr.speed) < 0.01
+    flat = speed_error(torch.ones(size, size), tr.speed)
+    assert flat > 0.05  # the lens is not negligible: the target is meaningful
+
+
+# --- models -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["levelset", "deeponet", "fno", "attention", "ridge"])
+def test_every_model_maps_inputs_to_chosen_outputs(kind):
+    size = 16
+    tr = make_transform("circular", size)
+    f, y = make_pairs(tr, 4, GRFConfig(size=size, bandwidth=3.0), seed=0)
+    model = fit_operator(kind, f, y, tr.out_coords, config=FitConfig(steps=2, outputs=32))
+    index = torch.tensor([0, 5, 200])
+    part = model(f[:2], index)
+    assert part.shape == (2, 3)
+    full = predict(model, f[:2], chunk=100)
+    assert full.shape == (2, size * size)
+    torch.testing.assert_close(full[:, index], part.detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_ridge_reproduces_the_training_pairs_and_fails_off_their_span():
+    size = 16
+    tr = make_transform("radon", size)
+    grf = GRFConfig(size=size, bandwidth=3.0)
+    f, y = make_pairs(tr, 8, grf, seed=0)
+    model = fit_operator("ridge", f, y, tr.out_coords)
+    assert relative_error(predict(model, f), y) < 1e-3
+    ft, yt = make_pairs(tr, 8, grf, seed=1)
+    assert relative_error(predict(model, ft), yt) > 0.3
+
+
+def test_levelset_config_is_checked():
+    with pytest.raises(InputError):
+        LevelSetConfig(eps_px=0.0)
+    with pytest.raises(InputError):
+        LevelSetConfig(delta="box")
+
+
+def _train_levelset(tr, *, n=16, steps=250, out_coords=None, targets=None, size=16):
+    grf = GRFConfig(size=size, bandwidth=3.0)
+    f = sample_grf(n, grf, generator=_gen(5))
+    y = tr(f) if targets is None else targets(f)
+    coords = tr.out_coords if out_coords is None else out_coords
+    fit = FitConfig(steps=steps, outputs=128, batch=8, lr=1e-2)
+    return fit_operator("levelset", f, y.reshape(n, -1), coords, config=fit), grf
+
+
+def test_levelset_learns_radon_and_reads_codimension_one():
+    size = 16
+    tr = make_transform("radon", size)
+    model, grf = _train_levelset(tr, targets=lambda f: tr.operator(f.double()).float())
+    ft, yt = make_pairs(tr, 8, grf, seed=9)
+    err = relative_error(predict(model, ft), yt)
+    assert err < 0.35
+    codim, rho = codimension(model.model)
+    assert codim == 1, rho
+
+
+def test_codimension_two_for_point_evaluations():
+    """The identity (f -> f at output points) is a fibration by points: codimension 2."""
+    size = 16
+    xy = pixel_coordinates(size, dtype=torch.float32).reshape(-1, 2)
+    coords = torch.cat([xy, torch.zeros(xy.shape[0], 1)], dim=-1)
+    tr = make_transform("radon", size)
+    model, _ = _train_levelset(
+        tr, out_coords=coords, targets=lambda f: f.reshape(f.shape[0], -1), steps=400
+    )
+    codim, rho = codimension(model.model)
+    assert codim == 2, rho
+
+
+def test_saved_model_round_trips_and_other_transforms_are_refused(tmp_path):
+    size = 16
+    tr = make_transform("radon", size)
+    f, y = make_pairs(tr, 4, GRFConfig(size=size, bandwidth=3.0), seed=0)
+    model = fit_operator("levelset", f, y, tr.out_coords, config=FitConfig(steps=3))
+    path = tmp_path / "m.safetensors"
+    save_levelset(path, model, transform="radon")
+    loaded, meta = load_levelset(path, transform="radon", size=size)
+    assert meta["transform"] == "radon"
+    torch.testing.assert_close(predict(loaded, f), predict(model, f))
+    with pytest.raises(InputError, match="radon transform, not circular"):
+        load_levelset(path, transform="circular")
+    with pytest.raises(InputError, match="size"):
+        load_levelset(path, size=32)
+
+
+def test_default_speed_map_is_one_where_rays_enter():
+    c = default_speed_map(64)
+    r = pixel_coordinates(64).square().sum(-1).sqrt()
+    assert float((c[r > 0.9] - 1).abs().max()) < 0.01
+    assert math.isclose(float(c.max()), 1.3, rel_tol=0.01)
