@@ -230,6 +230,9 @@ def test_full_demo_with_averaging(tmp_path):
     _check_self_contained(result.report, n_images=6)
     _check_data_and_quality(result)
     text = _text(result.report)
+    # The report says how the particles were weighted: the scene's CTF or the wedge alone.
+    weighting = "3-D CTF weight" if TINY.ctf else "wedge-weighted gold-standard averaging"
+    assert weighting in text
     start = result.initial_resolution
     assert f"low-passed to {start:.0f} Å" in text and f"start ({start:.0f} Å)" in text
     assert re.findall(r"start \((\d+) Å\)", text) == [f"{start:.0f}"]

@@ -26,13 +26,13 @@ def demo(
         result = run_demo(out, force=force, device=device)
     for method, m in result.metrics.items():
         typer.echo(
-            f"{method.upper():5s} PSNR {m['psnr_db']:.2f} dB  SSIM {m['ssim']:.3f}  "
+            f"{method.upper():9s} PSNR {m['psnr_db']:.2f} dB  SSIM {m['ssim']:.3f}  "
             f"FSC0.143 {m['fsc_0.143_A']:.1f} Å  {m['seconds']:.1f} s"
         )
     if result.averaging is not None:
         a = result.averaging
         typer.echo(
-            f"AVG   {int(a['n_particles'])} particles: half-map FSC0.143 "
+            f"{'AVG':9s} {int(a['n_particles'])} particles: half-map FSC0.143 "
             f"{a['halfmap_fsc_0.143_A']:.1f} Å, vs truth FSC0.5 {a['fsc_truth_0.5_A']:.1f} Å, "
             f"median angular error {a['median_angular_error_deg']:.1f}°  {a['seconds']:.1f} s"
         )

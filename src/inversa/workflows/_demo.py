@@ -533,11 +533,17 @@ def _averaging_sections(
 ):
     s = avg.summary
     method = "frequency-marched Newton" if avg.method == "newton" else avg.method
+    weighting = (
+        "each particle scored with its 3-D CTF weight (the scene's CTF on the tilts, "
+        "phase-flipped) and CTF-corrected (Wiener) gold-standard averaging"
+        if config.ctf
+        else "wedge-weighted gold-standard averaging"
+    )
     text = (
         f"{int(s['n_particles'])} particles cut from the WBP tomogram "
         f"({config.reference_box}^3 boxes at the true positions), refined against the true "
         f"structure low-passed to {avg.initial_resolution:.0f} Å: {method} (global, then local "
-        f"within {avg.max_angle_deg:g}°), wedge-weighted gold-standard averaging, "
+        f"within {avg.max_angle_deg:g}°), {weighting}, "
         f"{avg.iterations} iterations, {s['seconds']:.1f} s. Angular errors of random "
         f"orientations have a median of {avg.chance['median']:.0f}° (90th percentile "
         f"{avg.chance['p90']:.0f}°); 'at true poses' averages the same boxes at the true "
