@@ -67,10 +67,10 @@ def _status(key: str) -> int:
 def _fresh_peak_start() -> int | None:
     """Return the resident size after handing freed heap back and resetting the peak.
 
-    A forked child inherits its parent's heap, free chunks included: allocations that reuse
-    them would not grow the resident set. ``malloc_trim`` returns them to the system first,
-    and writing 5 to ``clear_refs`` resets ``VmHWM`` to the current size (Linux >= 4.0).
-    ``None`` when either is unavailable.
+    The probe process runs one point after another, so its heap holds the free chunks of
+    the earlier points: allocations that reuse them would not grow the resident set.
+    ``malloc_trim`` returns them to the system first, and writing 5 to ``clear_refs`` resets
+    ``VmHWM`` to the current size (Linux >= 4.0). ``None`` when either is unavailable.
     """
     import ctypes
     import gc
