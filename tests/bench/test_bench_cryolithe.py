@@ -36,6 +36,8 @@ def test_quick_cryolithe_bench_writes_the_issue_keys(tmp_path):
     for key in KEYS:
         assert key in values, key
     assert values["points_per_s"] > 0
+    assert values["output_streamed_to_disk"] is True and values["peak_mib_32"] >= 0
+    assert values["unet_budget_clock"] in ("cpu", "wall")
     assert values["voxels_per_s"] == pytest.approx(8 * values["points_per_s"], rel=1e-3)
     for key in KEYS:  # no inf / NaN means (the DC shell is left out of the FSC)
         if key.startswith(("psnr", "ssim", "fsc0143")) and not key.endswith("tomogram"):

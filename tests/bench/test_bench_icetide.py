@@ -47,15 +47,18 @@ def test_figures_redraw_from_saved_values(tmp_path):
     n = 5
     values = {"angles_local": [-60.0, -30.0, 0.0, 30.0, 60.0]}
     for name in ("truth", *METHODS):
-        values[f"slice_{name}_local"] = [[float(i + j) for j in range(6)] for i in range(6)]
+        for level in ("local", "local_ctf"):
+            values[f"slice_{name}_{level}"] = [[float(i + j) for j in range(6)] for i in range(6)]
     for method in METHODS:
         values[f"fsc0143_A_{method}_local"] = 20.0
+        values[f"fsc0143_A_{method}_local_ctf"] = 25.0
         values[f"shifts_{method}_local"] = [[0.1 * k, -0.1 * k] for k in range(n)]
     src = tmp_path / "icetide.json"
     src.write_text(json.dumps(values))
     figs = tmp_path / "figs"
     args = ["bench", "icetide", "--from-json", str(src), "--figures", str(figs)]
     assert main(args) == 0
-    for name in ("icetide_slices_local.png", "icetide_shifts_local.png"):
+    names = ("icetide_slices_local.png", "icetide_slices_local_ctf.png", "icetide_shifts_local.png")
+    for name in names:
         assert (figs / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(args) == 2  # never overwritten without --force

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -215,6 +216,84 @@ def test_reconstruct_is_chunk_independent_and_deterministic():
     assert torch.equal(a, reconstruct(data, geo, model=net, shape=(4, 8, 8), chunk=3))
 
 
+@pytest.mark.parametrize("head", ["pixel", "wavelet"])
+def test_reconstruct_into_a_memmap_or_a_streamed_file_equals_in_memory(tmp_path, head):
+    import numpy as np
+
+    from inversa.core import io
+
+    g = torch.Generator().manual_seed(9)
+    angles = list(tilt_angles(50, 20))
+    data = torch.randn(len(angles), 11, 13, generator=g)
+    geo = _geometry(angles)
+    net = SliceSet(SliceSetConfig(patch_size=5, row_features=4, set_features=6, head=head))
+    shape = (7, 11, 13)  # odd sizes: the wavelet head's padded first slab
+    ref = reconstruct(data, geo, model=net, shape=shape, workers=1)
+    # chunks smaller and larger than one slab, one or two worker threads
+    for chunk, workers in ((5, 2), (40, 1), (1000, 2)):
+        mm = np.lib.format.open_memmap(tmp_path / "m.npy", mode="w+", dtype=np.float32, shape=shape)
+        mem = reconstruct(data, geo, model=net, shape=shape, chunk=chunk, workers=workers)
+        torch.testing.assert_close(mem, ref, atol=1e-6, rtol=1e-5)  # chunk-independent
+        got = reconstruct(data, geo, model=net, shape=shape, chunk=chunk, workers=workers, out=mm)
+        assert got is mm
+        assert torch.equal(torch.from_numpy(np.array(mm)), mem)
+        with io.stream_mrc(tmp_path / "t.mrc", shape, force=True) as out:
+            reconstruct(data, geo, model=net, shape=shape, chunk=chunk, workers=workers, out=out)
+        assert torch.equal(io.read_mrc(tmp_path / "t.mrc")[0], mem)
+    # the folded, tilt-by-tilt inference is the network's own (training) function
+    with torch.enable_grad():
+        patches = extract_patches(
+            prepare_projections(data), geo, voxel_points(shape).reshape(-1, 3), patch_size=5
+        )
+        if head == "pixel":
+            direct = net(patches, geo.angles.float())[:, 0].reshape(shape)
+            torch.testing.assert_close(ref, direct.detach(), atol=1e-5, rtol=1e-4)
+    with pytest.raises(InputError, match="out has shape"):
+        reconstruct(data, geo, model=net, shape=shape, out=torch.empty(7, 11, 12))
+
+
+def test_a_failure_mid_way_leaves_no_tomogram(tmp_path, monkeypatch):
+    from inversa.core import io
+    from inversa.workflows import ReconstructionConfig, reconstruct_file
+
+    stack = 100.0 + torch.randn(5, 32, 32, generator=torch.Generator().manual_seed(1))
+    io.write_mrc(tmp_path / "ts.mrc", stack, voxel_size=10.0)
+    io.write_tlt(tmp_path / "ts.tlt", torch.linspace(-40, 40, 5))
+    model = tmp_path / "m.safetensors"
+    save_model(model, SliceSet(SliceSetConfig(patch_size=3, head="pixel")))
+    config = ReconstructionConfig(method="cryolithe", model=str(model), thickness=8)
+    out = tmp_path / "tomo.mrc"
+    counter = itertools.count()  # next() is atomic: chunks may run on worker threads
+    original = SliceSet.from_pooled
+
+    def failing(self, pooled):
+        if next(counter) == 2:  # the third chunk fails, after two have been made
+            raise RuntimeError("interrupted")
+        return original(self, pooled)
+
+    monkeypatch.setattr(SliceSet, "from_pooled", failing)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        reconstruct_file(tmp_path / "ts.mrc", out_path=out, config=config)
+    assert next(counter) >= 3  # other workers may have started a chunk meanwhile
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "ts.mrc", "ts.tlt"]
+    monkeypatch.setattr(SliceSet, "from_pooled", original)
+    reconstruct_file(tmp_path / "ts.mrc", out_path=out, config=config)
+    assert tuple(io.read_mrc(out)[0].shape) == (8, 32, 32)  # 4 chunks of 2,048 points
+
+
+def test_grouped_set_sum_equals_one_tilt_at_a_time():
+    from inversa.cryolithe import pooled_set_sum
+
+    g = torch.Generator().manual_seed(2)
+    patches = torch.randn(7, 20, 5, 5, generator=g)
+    w, b = torch.randn(7, 5, 6, generator=g), torch.randn(7, 6, generator=g)
+    one = pooled_set_sum(patches, w, b, group_bytes=0)
+    expect = sum(torch.relu(patches[t].reshape(-1, 5) @ w[t] + b[t]) for t in range(7))
+    torch.testing.assert_close(one, expect.reshape(20, 5, 6))
+    for group_bytes in (20 * 5 * 6 * 4 * 3, 1 << 30):  # groups of 3, all at once
+        torch.testing.assert_close(pooled_set_sum(patches, w, b, group_bytes=group_bytes), one)
+
+
 def test_rotating_xf_resamples_once_and_matches_the_exact_path():
     g = torch.Generator().manual_seed(8)
     # smooth images (the double interpolation only blurs the finest detail)
@@ -297,6 +376,12 @@ def test_unet_peer_stops_at_its_wall_time_budget():
     assert info["steps"] == 3 and info["budget_seconds"] is None
     with pytest.raises(InputError):
         train_unet(data, config=cfg, steps=3, seconds=0.0)
+    # the same budget in CPU seconds (the benchmark's equal-budget rule)
+    _, info = train_unet(data, config=cfg, steps=50, crop=16, seconds=1e-3, clock="cpu")
+    assert info["steps"] == 1 and info["budget_clock"] == "cpu"
+    assert info["training_cpu_seconds"] > 0
+    with pytest.raises(InputError, match="clock"):
+        train_unet(data, config=cfg, steps=3, seconds=1.0, clock="gpu")
 
 
 def test_training_resumes_exactly(tmp_path, monkeypatch):
@@ -358,5 +443,9 @@ def test_shipped_models_load_and_record_their_training(head):
     assert path.stat().st_size < 4 * 2**20  # "a few MB at most"
     model, info = load_model(path)
     assert model.config.head == head
-    assert info["steps"] == 600 and info["training_seconds_total"] > 0
+    # pixel: one 6,000-step run (with its CPU seconds); wavelet: 600 steps in two parts
+    assert info["steps"] == {"pixel": 6000, "wavelet": 600}[head]
+    assert info.get("training_seconds_total", info.get("training_seconds")) > 0
+    if head == "pixel":
+        assert info["training_cpu_seconds"] > 0
     assert "inversa cryolithe train" in info["command"]

@@ -31,6 +31,22 @@ def test_learn_writes_a_model_and_a_summary_and_refuses_to_overwrite(tmp_path, c
     assert code == 2  # outputs exist, no --force
     code, _ = _learn(tmp_path, "radon", "--force")
     assert code == 0
+    code, _ = _learn(tmp_path, "radon", "--force", "--delta", "gaussian", "--eps-px", "0.5")
+    assert code == 0
+    meta = json.loads((out / "summary_radon.json").read_text())
+    assert meta["levelset"]["delta"] == "gaussian" and meta["levelset"]["eps_px"] == 0.5
+
+
+def test_a_fit_that_found_no_curves_says_so(tmp_path, capsys):
+    code, out = _learn(tmp_path, "radon", "--steps", "0")  # untrained: no curves
+    assert code == 0
+    summary = json.loads((out / "summary_radon.json").read_text())
+    err = capsys.readouterr().err
+    assert (summary["rel_error"] >= 0.95) == ("did not find the radon curves" in err)
+    assert summary["rel_error"] >= 0.95  # the case this test is about
+    code, _ = _learn(tmp_path / "trained", "radon", "--steps", "300", "--samples", "16")
+    summary = json.loads((tmp_path / "trained" / "run" / "summary_radon.json").read_text())
+    assert summary["rel_error"] < 0.95 and "did not find" not in capsys.readouterr().err
 
 
 def test_a_model_of_another_transform_is_refused_and_nothing_is_written(tmp_path, capsys):
@@ -56,6 +72,8 @@ def test_a_model_of_another_transform_is_refused_and_nothing_is_written(tmp_path
         (["--bandwidth", "9"], "bandwidth"),
         (["--bandwidth", "0"], "bandwidth"),
         (["--size", "4"], "size"),
+        (["--eps-px", "0"], "eps_px"),
+        (["--eps-px", "9"], "eps_px"),
     ],
 )
 def test_out_of_range_values_exit_2_and_write_nothing(tmp_path, capsys, extra, message):
@@ -113,3 +131,45 @@ def test_quick_bench_writes_the_issue_keys_and_redraws_figures(tmp_path):
     assert main(["bench", "fibration", "--from-json", str(out), "--figures", str(figs)]) == 0
     assert (figs / "fibration_learning_curves.png").is_file()
     assert (figs / "fibration_level_sets.png").is_file()
+
+
+def test_learning_rate_sweep_picks_the_best_validation_error_and_checkpoints(tmp_path):
+    """A tiny plan: every network swept over two rates, partial JSON after each block."""
+    from inversa.bench.fibration import BenchPlan, run_plan
+
+    plan = BenchPlan(
+        size=16,
+        counts=(4,),
+        seeds=(0,),
+        steps=2,
+        lr_grid=(1e-4, 1e-2),
+        tune_samples=4,
+        outputs=32,
+        batch=4,
+        n_test=4,
+        n_val=4,
+        bandwidth=4.0,
+    )
+    out = tmp_path / "partial.json"
+    report = run_plan(plan, checkpoint=out)
+    values = report.values
+    for m in ("levelset", "deeponet", "fno", "attention"):
+        errs = values[f"tune_val_error_{m}"]
+        assert len(errs) == 2
+        assert values["tune_lr"][m] == plan.lr_grid[errs.index(min(errs))]
+    saved = json.loads(out.read_text())
+    assert saved["completed"] == [[t, 0] for t in plan.transforms]
+    assert len(saved["rel_error_ridge_geodesic_seeds"][0]) == 1
+
+
+def test_runs_on_disjoint_parts_merge_and_disagreements_are_refused():
+    from inversa.bench.fibration import merge_values
+
+    a = {"sample_counts": [4, 8], "rel_error_ridge_radon": [0.9, 0.8], "completed": [["radon", 0]]}
+    b = {"sample_counts": [4, 8], "rel_error_levelset_radon": [0.5, 0.1], "level_sets": {"r": 1}}
+    merged = merge_values(a, b)
+    assert merged["rel_error_ridge_radon"] == [0.9, 0.8]
+    assert merged["rel_error_levelset_radon"] == [0.5, 0.1]
+    assert merged["merged_runs"] == 2 and merged["completed"] == [["radon", 0]]
+    with pytest.raises(ValueError, match="sample_counts"):
+        merge_values(a, {"sample_counts": [4]})

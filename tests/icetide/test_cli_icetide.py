@@ -114,3 +114,35 @@ def test_resume_with_another_steps_exits_2_and_keeps_the_outputs(tmp_path, capsy
     assert len(err.splitlines()) == 1 and "checkpoint.pt" in err and "--steps 4" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert main([*args, "--steps", "4"]) == 0  # the same schedule resumes (nothing left to run)
+
+
+def test_icetide_with_defocus_models_the_ctf(tmp_path):
+    path, _, _ = _series(tmp_path)
+    defocus = tmp_path / "ts.defocus"  # IMOD ctfplotter, version 2: one row per view
+    rows = [f"{k + 1} {k + 1} 0.0 0.0 {2000 + 100 * k}" for k in range(7)]
+    defocus.write_text(rows[0] + " 2\n" + "\n".join(rows[1:]) + "\n")
+    out = tmp_path / "out"
+    args = ["icetide", str(path), "--out", str(out), "--steps", "3", "--rays", "64"]
+    args += ["--samples", "8", "--local-grid", "0", "--thickness", "6", "--ctf-patch", "8"]
+    assert main([*args, "--defocus", str(defocus), "--voltage", "200"]) == 0
+    log = io.read_json(out / "log.json")
+    assert log["ctf"]["defocus_u_um"] == pytest.approx([2.0 + 0.1 * k for k in range(7)])
+    assert log["ctf"]["voltage_kv"] == 200.0 and log["ctf"]["pixel_size_A"] == 10.0
+    assert log["config"]["ctf_patch"] == 8
+    assert io.read_mrc(out / "corrected_wbp.mrc")[0].shape == (6, 16, 16)
+    one = tmp_path / "one"  # one defocus for every tilt, in micrometres
+    assert main(["icetide", *args[1:3], str(one), *args[4:], "--defocus", "2.5"]) == 0
+    assert io.read_json(one / "log.json")["ctf"]["defocus_u_um"] == [2.5] * 7
+
+
+@pytest.mark.parametrize("kind", ["missing", "rows"])
+def test_bad_defocus_file_exits_2_naming_it(tmp_path, capsys, kind):
+    path, _, _ = _series(tmp_path)
+    defocus = tmp_path / "bad.defocus"
+    if kind == "rows":
+        defocus.write_text("1 1 0.0 0.0 2000 2\n2 2 0.0 0.0 2000\n")
+    out = tmp_path / "out"
+    assert main(["icetide", str(path), "--out", str(out), "--defocus", str(defocus)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.defocus" in err
+    assert not out.exists()

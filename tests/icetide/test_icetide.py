@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from inversa.core.errors import InputError
 from inversa.core.training import TrainingDiverged, load_checkpoint
 from inversa.icetide import (
     IceTideConfig,
@@ -142,6 +143,15 @@ def _tiny_series(*, xf, seed=0, shape=(8, 24, 24), step=15.0):
     return 10.0 - raw.float(), geometry  # counts: density darkens the image
 
 
+def _shift_only_config(**changes) -> IceTideConfig:
+    """A small field fitting shifts only (80 steps), for the tiny series' alignment tests."""
+    return IceTideConfig(
+        steps=80, rays_per_step=256, samples_per_ray=16, local_grid=0, thickness=8,
+        log2_table_size=12, n_levels=4, base_resolution=4, hidden=(32,),
+        rotation_start=1.0, local_start=1.0, lr_shift=0.1, **changes,
+    )  # fmt: skip
+
+
 def test_icetide_recovers_a_known_shift():
     t = 9
     true = torch.zeros(t, 2, dtype=torch.float64)
@@ -149,20 +159,7 @@ def test_icetide_recovers_a_known_shift():
     true[6] = torch.tensor([-1.0, 1.0])
     xf = rigid_xf(torch.zeros(t, dtype=torch.float64), true)
     stack, geometry = _tiny_series(xf=xf)
-    config = IceTideConfig(
-        steps=80,
-        rays_per_step=256,
-        samples_per_ray=16,
-        local_grid=0,
-        thickness=8,
-        log2_table_size=12,
-        n_levels=4,
-        base_resolution=4,
-        hidden=(32,),
-        rotation_start=1.0,
-        local_start=1.0,
-        lr_shift=0.1,
-    )
+    config = _shift_only_config()
     result = fit_icetide(stack, geometry, config=config)
     errors = alignment_errors(result.xf, xf)
     assert errors["shift_err_median_px"] < 0.35
@@ -379,3 +376,31 @@ def test_level_weights_switch_the_hash_grid_on_coarse_to_fine():
     ramp = level_weights(25, 100, 8, 2).reshape(8, 2)[:, 0]  # a = 3.5: level 3 at half
     assert ramp.tolist() == [1.0, 1.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0]
     assert torch.equal(level_weights(100, 100, 8, 2), torch.ones(16))
+
+
+def test_refine_stage_freezes_the_field_and_local_fields(monkeypatch):
+    stack, geometry = _tiny_series(xf=None)
+    config = IceTideConfig(
+        steps=6, rays_per_step=64, samples_per_ray=8, local_grid=4, thickness=8,
+        log2_table_size=10, n_levels=2, base_resolution=4, hidden=(8,),
+        rotation_start=0.0, local_start=0.0, refine_start=0.5,
+    )  # fmt: skip
+    real = IceTideModel.render
+    seen = []
+
+    def render(self, *args, **kwargs):
+        d = self.deformation
+        state = [p.detach().clone() for p in (*self.field.parameters(), d.control)]
+        seen.append((state, d.shift.detach().clone(), d.rotation.detach().clone()))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(IceTideModel, "render", render)
+    fit_icetide(stack, geometry, config=config)
+    assert len(seen) == 6
+    # steps 0-2 train everything; from step 3 only the shifts and rotations move
+    assert any(not torch.equal(a, b) for a, b in zip(seen[1][0], seen[3][0], strict=True))
+    for later in seen[4:]:
+        assert all(torch.equal(a, b) for a, b in zip(seen[3][0], later[0], strict=True))
+    assert not torch.equal(seen[3][1], seen[5][1]) and not torch.equal(seen[3][2], seen[5][2])
+    with pytest.raises(InputError, match="refine_start"):
+        IceTideConfig(local_start=0.5, refine_start=0.4)

@@ -62,12 +62,13 @@ def test_image_packing_round_trip():
 
 
 def test_probe_training_step_measures_its_own_growth():
-    from inversa.bench.lofi import _Probe, _train_step_point
+    from inversa.bench._harness import SpawnedProbe
+    from inversa.bench.lofi import _train_step_point
     from inversa.lofi import quick_config
 
     cfg = quick_config()
     torch.ones(8).sum()  # torch's thread pool is up: a fork here could deadlock, a spawn not
-    with _Probe() as probe:
+    with SpawnedProbe() as probe:
         small = probe(_train_step_point, "unet", 32, cfg, 0)
         large = probe(_train_step_point, "unet", 192, cfg, 0)
     assert small[0] >= 0 and small[1] > 0

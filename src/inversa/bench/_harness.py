@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import threading
@@ -19,8 +20,10 @@ __all__ = [
     "Astra2D",
     "BenchReport",
     "PeakMemory",
+    "SpawnedProbe",
     "best_time",
     "has_astra",
+    "measure_fresh",
     "pyplot",
     "save_figure",
 ]
@@ -74,6 +77,80 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _status(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def _fresh_peak_start() -> int | None:
+    """Return the resident size after handing freed heap back and resetting the peak.
+
+    The probe process runs one point after another, so its heap holds the free chunks of
+    the earlier points: allocations that reuse them would not grow the resident set.
+    ``malloc_trim`` returns them to the system first, and writing 5 to ``clear_refs`` resets
+    ``VmHWM`` to the current size (Linux >= 4.0). ``None`` when either is unavailable.
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        Path("/proc/self/clear_refs").write_text("5")
+        return _status("VmRSS:")
+    except (OSError, AttributeError, KeyError):
+        return None
+
+
+def measure_fresh(fn) -> tuple[object, float, float]:
+    """Run ``fn()``; return ``(result, peak MiB above the start, seconds)``.
+
+    Meant for a :class:`SpawnedProbe` child: the heap is trimmed and the kernel's peak
+    reset first (:func:`_fresh_peak_start`), so the peak is this call's own growth.
+    """
+    base = _fresh_peak_start()
+    if base is None:  # no /proc or glibc: sample the resident size instead
+        with PeakMemory() as mem:
+            t0 = time.perf_counter()
+            out = fn()
+            sec = time.perf_counter() - t0
+        return out, mem.peak_mib, sec
+    t0 = time.perf_counter()
+    out = fn()
+    sec = time.perf_counter() - t0
+    return out, (_status("VmHWM:") - base) / 2**20, sec
+
+
+class SpawnedProbe:
+    """One fresh (spawned) process that runs the memory probes, one after the other.
+
+    A forked child of a process whose OpenMP / torch threads are running can deadlock on a
+    lock held by a thread that does not exist in the child, so the probes run in a spawned
+    process instead: its heap holds only the imports, and :func:`measure_fresh` hands freed memory
+    back and resets the peak before each probe. Functions and arguments are pickled, so
+    only module-level functions and picklable values (configs, modules, tensors) go in.
+    """
+
+    def __enter__(self) -> SpawnedProbe:
+        from concurrent.futures import ProcessPoolExecutor
+
+        spawn = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+        return self
+
+    def __call__(self, fn, *args):
+        try:
+            out = self._pool.submit(fn, *args).result()
+        except Exception as exc:  # a probe that fails names itself, the bench stops
+            raise RuntimeError(f"measurement in a child process failed: {exc!r}") from exc
+        return tuple(torch.from_numpy(o) if isinstance(o, np.ndarray) else o for o in out)
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown()
 
 
 @dataclass

@@ -14,6 +14,7 @@ one seed, short training).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -23,7 +24,18 @@ import torch
 
 from inversa.bench._harness import BenchReport, save_figure
 
-__all__ = ["FULL", "QUICK", "REDUCED", "BenchPlan", "figures", "run", "run_plan"]
+__all__ = [
+    "FULL",
+    "QUICK",
+    "RUN64",
+    "TUNED_LR",
+    "BenchPlan",
+    "figures",
+    "merge_values",
+    "run",
+    "run_plan",
+    "tune_learning_rates",
+]
 
 MODELS = ("levelset", "ridge", "deeponet", "fno", "attention")
 TRANSFORMS = ("radon", "circular", "geodesic")
@@ -48,59 +60,83 @@ class BenchPlan:
         Training sample counts of the learning curves.
     seeds
         Seeds (training fields and initial weights); intervals are min..max over them.
-    steps, lr
-        ``(model, value)`` pairs: optimiser steps and learning rate per learned model.
+    steps
+        Optimiser steps of every learned model (one budget for all; ridge is closed form).
+    patience
+        Early stopping of every network on its smoothed training loss (0: off; see
+        ``FitConfig.patience``).
+    lr_grid
+        Learning rates tried for every learned model on the validation split.
+    lr
+        ``(model, value)`` pairs: fixed learning rates, no sweep (``None``: sweep).
+    tune_transform, tune_samples, tune_size
+        The sweep trains on ``tune_samples`` pairs of this transform on a ``tune_size``
+        grid (``None``: ``size``; seed 0's first fields) and scores on ``n_val`` fresh
+        fields of another seed than the test fields.
     outputs, batch
         Output points and pairs per step.
-    n_test
-        Fresh band-limited test fields.
+    n_test, n_val
+        Fresh band-limited test and validation fields.
     bandwidth
         Band limit of the fields (cycles per image).
+    transforms
+        Transforms, in the order they run (an interrupted run has the first ones).
+    models
+        Models to fit (default all five).
+    delta, eps_px, anneal, hat_end
+        Delta of the level-set network, its final width in pixels and its schedule
+        (``LevelSetConfig``).
     """
 
     size: int
     counts: tuple[int, ...]
     seeds: tuple[int, ...]
-    steps: tuple[tuple[str, int], ...]
-    lr: tuple[tuple[str, float], ...]
+    steps: int
+    patience: int = 0
+    lr_grid: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+    lr: tuple[tuple[str, float], ...] | None = None
+    tune_transform: str = "radon"
+    tune_samples: int = 64
+    tune_size: int | None = None
     outputs: int = 256
     batch: int = 16
     n_test: int = 32
-    bandwidth: float = 8.0
+    n_val: int = 32
+    bandwidth: float = 16.0
+    transforms: tuple[str, ...] = ("radon", "geodesic", "circular")
+    models: tuple[str, ...] = MODELS
+    delta: str = "hat"
+    eps_px: float = 1.0
+    anneal: float = 0.6
+    hat_end: float = 0.7
 
-
-LR = (("levelset", 1e-2), ("deeponet", 3e-3), ("fno", 3e-3), ("attention", 3e-3))
 
 FULL = BenchPlan(
     size=64,
     counts=(4, 8, 16, 32, 64, 128, 256, 512),
-    seeds=(0, 1),
-    steps=(("levelset", 300), ("deeponet", 300), ("fno", 60), ("attention", 150)),
-    lr=LR,
-    bandwidth=8.0,
+    seeds=(0, 1, 2),
+    steps=300,
+    patience=50,
+    batch=8,
 )
-"""The issue's benchmark: 64 x 64, n = 4 .. 512, two seeds."""
+"""The issue's benchmark: 64 x 64, n = 4 .. 512, three seeds, a learning-rate sweep."""
 
-REDUCED = BenchPlan(
-    size=32,
-    counts=(4, 8, 16, 32, 64, 128, 256, 512),
-    seeds=(0, 1),
-    steps=(("levelset", 250), ("deeponet", 200), ("fno", 40), ("attention", 100)),
-    lr=LR,
-    bandwidth=4.0,
-)
-"""What fits a shared 2-core machine in about half an hour: 32 x 32, same n, two seeds."""
+RUN64 = dataclasses.replace(FULL, seeds=(0,), tune_size=32)
+"""What was run on the shared 2-core machine: :data:`FULL` with one seed, the sweep at 32^2."""
+
+TUNED_LR = (("attention", 1e-2), ("deeponet", 3e-3), ("fno", 1e-3), ("levelset", 1e-2))
+"""The learning rates the sweep of the 64 x 64 run chose (at 32^2; used by ``--quick``)."""
 
 QUICK = BenchPlan(
     size=32,
     counts=(8, 32),
     seeds=(0,),
-    steps=(("levelset", 120), ("deeponet", 100), ("fno", 15), ("attention", 40)),
-    lr=LR,
+    steps=60,
+    patience=50,
+    lr=TUNED_LR,
     outputs=256,
     batch=8,
     n_test=16,
-    bandwidth=4.0,
 )
 """``--quick``: 32 x 32, two counts, one seed, short training (a smoke run, not a result)."""
 
@@ -117,12 +153,73 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
     return run_plan(QUICK if quick else FULL, quick=quick, device=device)
 
 
-def run_plan(plan: BenchPlan, *, quick: bool = False, device: str = "cpu") -> BenchReport:
-    """Run the benchmark at the sizes of ``plan`` (:data:`FULL` and :data:`QUICK` are two)."""
+def _fit(model_name, f, y, coords, plan: BenchPlan, lr: float, seed: int, device: str):
+    from inversa.fibration import FitConfig, LevelSetConfig, fit_operator
+
+    fit = FitConfig(
+        steps=plan.steps, lr=lr, batch=plan.batch, outputs=plan.outputs, patience=plan.patience
+    )
+    levelset = LevelSetConfig(
+        delta=plan.delta, eps_px=plan.eps_px, anneal=plan.anneal, hat_end=plan.hat_end
+    )
+    return fit_operator(
+        model_name, f, y, coords, config=fit, seed=seed, device=device, levelset=levelset
+    )
+
+
+def tune_learning_rates(plan: BenchPlan, values: dict, *, device: str = "cpu") -> dict[str, float]:
+    """Pick each network's learning rate from ``plan.lr_grid`` on a validation split.
+
+    Every network gets the same budget (``plan.steps``) and the same pairs; the rate with
+    the lowest relative error on ``plan.n_val`` fresh fields (seed 20 000, not the test
+    seed) wins. Writes ``tune_*`` entries into ``values``.
+    """
+    from inversa.fibration import GRFConfig, make_pairs, make_transform, predict, relative_error
+
+    if plan.lr is not None:
+        values["tune_lr"] = dict(plan.lr)
+        values["tune_note"] = "fixed learning rates (no sweep in this plan)"
+        return dict(plan.lr)
+    size = plan.tune_size or plan.size
+    grf = GRFConfig(size=size, bandwidth=plan.bandwidth)
+    transform = make_transform(plan.tune_transform, size)
+    f, y = make_pairs(transform, plan.tune_samples, grf, seed=0)
+    fv, yv = make_pairs(transform, plan.n_val, grf, seed=20_000)
+    chosen = {}
+    for m in plan.models:
+        if m == "ridge":
+            continue
+        errs = []
+        for lr in plan.lr_grid:
+            model = _fit(m, f, y, transform.out_coords, plan, lr, 0, device)
+            errs.append(relative_error(predict(model, fv), yv))
+        values[f"tune_val_error_{m}"] = errs
+        chosen[m] = plan.lr_grid[min(range(len(errs)), key=errs.__getitem__)]
+    values["tune_lr_grid"] = list(plan.lr_grid)
+    values["tune_lr"] = chosen
+    values["tune_setting"] = (
+        f"{plan.tune_transform} at {size} x {size}, n = {plan.tune_samples}, "
+        f"{plan.steps} steps, "
+        f"{plan.n_val} validation fields (seed 20000)"
+    )
+    return chosen
+
+
+def run_plan(
+    plan: BenchPlan,
+    *,
+    quick: bool = False,
+    device: str = "cpu",
+    checkpoint: str | Path | None = None,
+) -> BenchReport:
+    """Run the benchmark at the sizes of ``plan`` (:data:`FULL` and :data:`QUICK` are two).
+
+    Order: the learning-rate sweep, then seed by seed, transform by transform, so that
+    an interrupted run has whole learning curves. With ``checkpoint`` the JSON is
+    rewritten there after every (seed, transform) block (``completed`` lists them).
+    """
     from inversa.fibration import (
-        FitConfig,
         GRFConfig,
-        fit_operator,
         make_pairs,
         make_transform,
         ood_images,
@@ -136,59 +233,113 @@ def run_plan(plan: BenchPlan, *, quick: bool = False, device: str = "cpu") -> Be
     values["image_size"] = plan.size
     values["seeds"] = list(plan.seeds)
     values["bandwidth"] = plan.bandwidth
-    values["steps"] = dict(plan.steps)
+    values["steps"] = plan.steps
     values["n_test"] = plan.n_test
+    values["levelset_delta"] = (
+        f"{plan.delta}, {plan.eps_px} px, anneal {plan.anneal}, hat_end {plan.hat_end}"
+    )
+    values["completed"] = []
+    t_start = time.perf_counter()
+    lrs = tune_learning_rates(plan, values, device=device)
+    values["tune_seconds"] = time.perf_counter() - t_start
     grf = GRFConfig(size=plan.size, bandwidth=plan.bandwidth)
     ood = torch.stack(list(ood_images(plan.size).values()))
     n_max = max(plan.counts)
     level_sets: dict[str, dict] = {}
-    for name in TRANSFORMS:
-        transform = make_transform(name, plan.size)
+    values["level_sets"] = level_sets
+    empty = [[None] * len(plan.seeds) for _ in plan.counts]
+    errs = {(m, t): [list(r) for r in empty] for m in MODELS for t in TRANSFORMS}
+    errs_ood = {(m, t): [list(r) for r in empty] for m in MODELS for t in TRANSFORMS}
+    seconds = {(m, t): 0.0 for m in MODELS for t in TRANSFORMS}
+    steps_run = {(m, t): 0 for m in MODELS for t in TRANSFORMS}
+    transforms = {name: make_transform(name, plan.size) for name in plan.transforms}
+    tests = {}
+    for name, transform in transforms.items():
         test_f, test_y = make_pairs(transform, plan.n_test, grf, seed=10_000)
         ood_y = transform.operator(ood.double()).reshape(ood.shape[0], -1).float()
-        errs = {m: [[0.0] * len(plan.seeds) for _ in plan.counts] for m in MODELS}
-        errs_ood = {m: [[0.0] * len(plan.seeds) for _ in plan.counts] for m in MODELS}
-        seconds = dict.fromkeys(MODELS, 0.0)
-        for s, seed in enumerate(plan.seeds):
+        tests[name] = (test_f, test_y, ood_y)
+    for s, seed in enumerate(plan.seeds):
+        for name, transform in transforms.items():
+            test_f, test_y, ood_y = tests[name]
             all_f, all_y = make_pairs(transform, n_max, grf, seed=seed)
             for i, n in enumerate(plan.counts):
-                for model_name in MODELS:
-                    fit = FitConfig(
-                        steps=dict(plan.steps).get(model_name, 0),
-                        lr=dict(plan.lr).get(model_name, 1e-3),
-                        batch=plan.batch,
-                        outputs=plan.outputs,
-                    )
+                for m in plan.models:
                     t0 = time.perf_counter()
-                    model = fit_operator(
-                        model_name,
+                    model = _fit(
+                        m,
                         all_f[:n],
                         all_y[:n],
                         transform.out_coords,
-                        config=fit,
-                        seed=seed,
-                        device=device,
+                        plan,
+                        lrs.get(m, 1.0),
+                        seed,
+                        device,
                     )
-                    errs[model_name][i][s] = relative_error(predict(model, test_f), test_y)
-                    errs_ood[model_name][i][s] = relative_error(predict(model, ood), ood_y)
-                    seconds[model_name] += time.perf_counter() - t0
-                    if model_name == "levelset" and n == n_max and s == 0:
+                    errs[m, name][i][s] = relative_error(predict(model, test_f), test_y)
+                    errs_ood[m, name][i][s] = relative_error(predict(model, ood), ood_y)
+                    seconds[m, name] += time.perf_counter() - t0
+                    steps_run[m, name] += model.steps_run
+                    if m == "levelset" and n == n_max and s == 0:
                         level_sets[name] = _geometry(model.model, transform, values)
-        for m in MODELS:
-            mean = [sum(e) / len(e) for e in errs[m]]
-            mean_ood = [sum(e) / len(e) for e in errs_ood[m]]
-            values[f"rel_error_{m}_{name}"] = mean
-            values[f"rel_error_ood_{m}_{name}"] = mean_ood
-            values[f"rel_error_{m}_{name}_seeds"] = errs[m]
-            values[f"rel_error_ood_{m}_{name}_seeds"] = errs_ood[m]
-            values[f"slope_{m}_{name}"] = _slope(list(plan.counts), mean)
-            values[f"seconds_{m}_{name}"] = seconds[m]
+            values["completed"].append([name, seed])
+            _summarise(values, plan, errs, errs_ood, seconds, steps_run)
+            if checkpoint is not None:
+                report.write_json(checkpoint, force=True)
+    _summarise(values, plan, errs, errs_ood, seconds, steps_run)
+    values["total_seconds"] = time.perf_counter() - t_start
+    peers = [m for m in plan.models if m != "levelset"]
+    if "levelset" not in plan.models or not peers:
+        return report
+    for name in plan.transforms:
         for i, n in enumerate(plan.counts):
             ours = values[f"rel_error_levelset_{name}"][i]
-            best = min(values[f"rel_error_{m}_{name}"][i] for m in MODELS if m != "levelset")
+            best = min(values[f"rel_error_{m}_{name}"][i] for m in peers)
             report.compare(f"{name} n={n}: rel. error (best peer)", ours, best, unit="")
-    values["level_sets"] = level_sets
     return report
+
+
+def merge_values(*parts: dict) -> dict:
+    """Union of the JSON values of runs of one benchmark on disjoint (model, transform) sets.
+
+    Keys present in several parts must agree, except the lists ``completed`` and the
+    dicts ``level_sets`` (joined) and the run bookkeeping (``total_seconds``: summed);
+    ``merged_runs`` records how many runs went in.
+    """
+    out: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            if key == "completed":
+                out.setdefault(key, []).extend(v for v in value if v not in out.get(key, []))
+            elif key == "level_sets":
+                out.setdefault(key, {}).update(value)
+            elif key in ("total_seconds", "tune_seconds"):
+                out[key] = out.get(key, 0.0) + value
+            elif key in ("environment", "quick"):
+                out[key] = value
+            elif key in out and out[key] != value and not key.startswith("tune_"):
+                raise ValueError(f"runs disagree on {key!r}: {out[key]!r} vs {value!r}")
+            else:
+                out.setdefault(key, value)
+    out["merged_runs"] = len(parts)
+    return out
+
+
+def _summarise(
+    values: dict, plan: BenchPlan, errs: dict, errs_ood: dict, seconds: dict, steps_run: dict
+) -> None:
+    """Means over the seeds done so far, slopes and seconds, as the issue's flat keys."""
+    counts = list(plan.counts)
+    for (m, name), table in errs.items():
+        if all(v is None for row in table for v in row):
+            continue
+        for key, tab in (("rel_error", table), ("rel_error_ood", errs_ood[m, name])):
+            done = [[v for v in row if v is not None] for row in tab]
+            mean = [sum(d) / len(d) for d in done]
+            values[f"{key}_{m}_{name}"] = mean
+            values[f"{key}_{m}_{name}_seeds"] = done
+        values[f"slope_{m}_{name}"] = _slope(counts, values[f"rel_error_{m}_{name}"])
+        values[f"seconds_{m}_{name}"] = seconds[m, name]
+        values[f"steps_run_{m}_{name}"] = steps_run[m, name]
 
 
 def _geometry(net, transform, values: dict) -> dict:
@@ -231,8 +382,9 @@ def figures(values: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = np.asarray(values["sample_counts"], dtype=float)
     paths = []
-    fig, axes = plt.subplots(2, 3, figsize=(12, 7), sharex=True)
-    for c, name in enumerate(TRANSFORMS):
+    done = [t for t in TRANSFORMS if f"rel_error_levelset_{t}" in values]
+    fig, axes = plt.subplots(2, len(done), figsize=(4 * len(done), 7), sharex=True, squeeze=False)
+    for c, name in enumerate(done):
         for r, (key, title) in enumerate(
             (("rel_error", "fresh band-limited"), ("rel_error_ood", "OOD"))
         ):

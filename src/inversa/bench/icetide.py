@@ -3,10 +3,11 @@
 One simulated cell scene (PDB 1AKE particles, a membrane (none in --quick)) at 20 e/A^2
 per tilt, no CTF, three misalignment levels of the same scene (below); the full run adds
 a fourth, ``local_ctf``: the ``local`` level with the demo's CTF (3 um underfocus,
-300 kV), every method getting the phase-flipped raw stack (none models the CTF's
-amplitude). The levels: ``shift`` (shifts up to 5 % of the field), ``rigid`` (+ in-plane
-rotations up to 2 degrees), ``local`` (+ B-spline local deformation up to 2 px). On each
-level, all four methods see the same tilt series:
+300 kV). There ICE-TIDE gets the raw stack and the CTF (its renderer filters detector
+patches through it); the classical peers and the oracle get the stack phase-flipped per
+tilt first, as IMOD's ``ctfphaseflip`` does. The levels: ``shift`` (shifts up to 5 % of
+the field), ``rigid`` (+ in-plane rotations up to 2 degrees), ``local`` (+ B-spline local
+deformation up to 2 px). On each level, all four methods see the same tilt series:
 
 - ``icetide``: :func:`inversa.icetide.fit_icetide`, scored on its field volume;
 - ``xcorr``: :func:`inversa.icetide.align_xcorr` then WBP;
@@ -74,9 +75,10 @@ DEFOCUS_UM = 3.0  # the demo's CTF
 
 
 def _simulate(level: str, sizes: dict):
-    """Simulate one level; return the config, the simulation and the stack the methods get.
+    """Simulate one level; return the config, the simulation and the stack the peers get.
 
-    ``local_ctf`` is ``local`` with the CTF, the stack phase-flipped.
+    ``local_ctf`` is ``local`` with the CTF, the peers' stack phase-flipped (the raw one
+    is ``sim.stack``).
     """
     ctf = level == CTF_LEVEL
     level = "local" if ctf else level
@@ -225,11 +227,12 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
         align_projmatch,
         align_xcorr,
         alignment_errors,
+        ctf_padding,
         fit_icetide,
         reconstruct_corrected,
         split_rigid,
     )
-    from inversa.tomography import TiltGeometry, bspline_field
+    from inversa.tomography import TiltGeometry, TiltSeriesCTF, bspline_field
 
     sizes = _sizes(quick)
     report = BenchReport(name="icetide", quick=quick)
@@ -274,7 +277,27 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
             thickness=depth,
             log2_table_size=16,
         )
-        fit = fit_icetide(stack, TiltGeometry(angles=angles), config=ic_config, device=device)
+        if level == CTF_LEVEL:  # the raw stack and its CTF (no phase flip)
+            ctf = TiltSeriesCTF(
+                angles=angles,
+                defocus_u_um=config.defocus_um,
+                voltage_kv=config.voltage_kv,
+                spherical_aberration_mm=config.spherical_aberration_mm,
+                amplitude_contrast=config.amplitude_contrast,
+            )
+            fit = fit_icetide(
+                sim.stack,
+                TiltGeometry(angles=angles),
+                config=ic_config,
+                ctf=ctf,
+                pixel_size_A=vs,
+                device=device,
+            )
+            values["seconds_icetide_local_ctf"] = fit.seconds
+            values["icetide_ctf_patch_px"] = ic_config.ctf_patch
+            values["icetide_ctf_padding_px"] = ctf_padding(ctf, vs)
+        else:
+            fit = fit_icetide(stack, TiltGeometry(angles=angles), config=ic_config, device=device)
         if level in LEVELS:
             seconds["icetide"] += fit.seconds
         found["icetide"] = (fit.xf, fit.control, fit.volume)
@@ -320,6 +343,10 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
                 values[f"shifts_{method}_local"] = (shift - offset).tolist()
                 values[f"slice_{method}_local"] = found[method][2][depth // 2].tolist()
             values["slice_truth_local"] = truth[depth // 2].tolist()
+        if level == CTF_LEVEL:  # central slices with the CTF (the hardest level)
+            for method in METHODS:
+                values[f"slice_{method}_{level}"] = found[method][2][depth // 2].tolist()
+            values[f"slice_truth_{level}"] = truth[depth // 2].tolist()
         for method in METHODS:
             if method != "oracle":
                 report.compare(
@@ -352,7 +379,7 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
 
 
 def figures(values: dict, out_dir: Path, *, force: bool) -> list[Path]:
-    """Slices of every method at the ``local`` level and recovered vs true shifts per tilt."""
+    """Slices of every method at ``local`` (and ``local_ctf``), recovered vs true shifts."""
     import matplotlib
     import numpy as np
 
@@ -362,17 +389,21 @@ def figures(values: dict, out_dir: Path, *, force: bool) -> list[Path]:
     from inversa.core.io import atomic_write
 
     written = []
-    fig, axes = plt.subplots(1, 5, figsize=(15, 3.2))
-    for ax, name in zip(axes, ("truth", *METHODS), strict=True):
-        ax.imshow(np.asarray(values[f"slice_{name}_local"]), cmap="gray")
-        title = name if name == "truth" else f"{name}: {values[f'fsc0143_A_{name}_local']:.0f} A"
-        ax.set_title(title)
-        ax.axis("off")
-    path = out_dir / "icetide_slices_local.png"
-    with atomic_write(path, force=force) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    written.append(path)
+    for level in ("local", CTF_LEVEL):
+        if f"slice_truth_{level}" not in values:  # no CTF level in --quick
+            continue
+        fig, axes = plt.subplots(1, 5, figsize=(15, 3.2))
+        for ax, name in zip(axes, ("truth", *METHODS), strict=True):
+            ax.imshow(np.asarray(values[f"slice_{name}_{level}"]), cmap="gray")
+            fsc = values.get(f"fsc0143_A_{name}_{level}")
+            ax.set_title(name if name == "truth" else f"{name}: {fsc:.0f} A")
+            ax.axis("off")
+        fig.suptitle(f"level {level}: central z slice (FSC 0.143)")
+        path = out_dir / f"icetide_slices_{level}.png"
+        with atomic_write(path, force=force) as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
 
     angles = values["angles_local"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))

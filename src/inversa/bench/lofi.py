@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import multiprocessing
 import time
 import zlib
 from dataclasses import replace
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inversa.bench._harness import BenchReport, PeakMemory, save_figure
+from inversa.bench._harness import BenchReport, SpawnedProbe, measure_fresh, save_figure
 
 __all__ = ["figures", "run", "training_memory"]
 
@@ -57,50 +56,8 @@ def _unpack(packed: dict) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).reshape(packed["shape"]) / 255.0
 
 
-def _status(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key):
-            return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-
-def _fresh_peak_start() -> int | None:
-    """Return the resident size after handing freed heap back and resetting the peak.
-
-    The probe process runs one point after another, so its heap holds the free chunks of
-    the earlier points: allocations that reuse them would not grow the resident set.
-    ``malloc_trim`` returns them to the system first, and writing 5 to ``clear_refs`` resets
-    ``VmHWM`` to the current size (Linux >= 4.0). ``None`` when either is unavailable.
-    """
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status("VmRSS:")
-    except (OSError, AttributeError, KeyError):
-        return None
-
-
-def _measure(fn) -> tuple[object, float, float]:
-    """Run ``fn()``; return ``(result, peak MiB above the start, seconds)``."""
-    base = _fresh_peak_start()
-    if base is None:  # no /proc or glibc: sample the resident size instead
-        with PeakMemory() as mem:
-            t0 = time.perf_counter()
-            out = fn()
-            sec = time.perf_counter() - t0
-        return out, mem.peak_mib, sec
-    t0 = time.perf_counter()
-    out = fn()
-    sec = time.perf_counter() - t0
-    return out, (_status("VmHWM:") - base) / 2**20, sec
-
-
 def _train_step_point(kind: str, size: int, config, steps: int) -> tuple[float, float]:
-    """Peak MiB of one training step and median seconds per step (run in a :class:`_Probe`)."""
+    """Peak MiB of one training step and median seconds per step (in a :class:`SpawnedProbe`)."""
     from inversa.core.nets import UNet
     from inversa.lofi import LoFi
 
@@ -124,7 +81,7 @@ def _train_step_point(kind: str, size: int, config, steps: int) -> tuple[float, 
         loss.backward()
         opt.step()
 
-    _, peak, first = _measure(step)  # the first step also creates Adam's state
+    _, peak, first = measure_fresh(step)  # the first step also creates Adam's state
     times = [first]
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -138,36 +95,8 @@ def _inference_point(kind: str, model, image: torch.Tensor) -> tuple[np.ndarray,
     from inversa.lofi import predict, unet_predict
 
     run = predict if kind == "lofi" else unet_predict
-    out, peak, sec = _measure(lambda: run(model, image))
+    out, peak, sec = measure_fresh(lambda: run(model, image))
     return out.numpy(), peak, sec
-
-
-class _Probe:
-    """One fresh (spawned) process that runs the memory probes, one after the other.
-
-    A forked child of a process whose OpenMP / torch threads are running can deadlock on a
-    lock held by a thread that does not exist in the child, so the probes run in a spawned
-    process instead: its heap holds only the imports, and :func:`_measure` hands freed memory
-    back and resets the peak before each probe. Functions and arguments are pickled, so
-    only module-level functions and picklable values (configs, modules, tensors) go in.
-    """
-
-    def __enter__(self) -> _Probe:
-        from concurrent.futures import ProcessPoolExecutor
-
-        spawn = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
-        return self
-
-    def __call__(self, fn, *args):
-        try:
-            out = self._pool.submit(fn, *args).result()
-        except Exception as exc:  # a probe that fails names itself, the bench stops
-            raise RuntimeError(f"measurement in a child process failed: {exc!r}") from exc
-        return tuple(torch.from_numpy(o) if isinstance(o, np.ndarray) else o for o in out)
-
-    def __exit__(self, *exc) -> None:
-        self._pool.shutdown()
 
 
 def training_memory(
@@ -175,12 +104,12 @@ def training_memory(
     *,
     config: object | None = None,
     steps: int = 2,
-    probe: _Probe | None = None,
+    probe: SpawnedProbe | None = None,
 ) -> dict[str, float]:
     """Training peak memory and seconds per step of LoFi and the U-Net at ``sizes``.
 
     One image per step; LoFi with ``config.queries`` query pixels at every size. Each point
-    runs in a spawned process (:class:`_Probe`): the peak is the growth of the resident set
+    runs in a spawned process (:class:`SpawnedProbe`): the peak is the growth of the resident set
     during the first step (activations, gradients, Adam's state, the data), the time the
     median of ``steps`` further steps.
 
@@ -206,7 +135,7 @@ def training_memory(
     cfg = TrainingConfig(steps=500) if config is None else config
     with contextlib.ExitStack() as stack:
         if probe is None:
-            probe = stack.enter_context(_Probe())
+            probe = stack.enter_context(SpawnedProbe())
         out: dict[str, float] = {}
         for size in sizes:
             for kind in ("lofi", "unet"):
@@ -406,7 +335,7 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
     task = task_config("denoise")
     _, inp = simulate(task, truth, generator=torch.Generator().manual_seed(5))
     lofi, unet = (m.to("cpu") for m in models["denoise"])  # measured on the CPU
-    with _Probe() as probe:
+    with SpawnedProbe() as probe:
         for key, model in (("lofi", lofi), ("unet", unet)):
             pred, peak, sec = probe(_inference_point, key, model, inp)
             v[f"psnr_{key}_denoise_camera_{hi}"] = round(_scores(pred, truth)[0], 3)

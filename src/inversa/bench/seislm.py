@@ -26,6 +26,7 @@ one seed, fractions 0.1 and 1.0, a 100-step long schedule and 15 minutes of data
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -47,7 +48,10 @@ from inversa.seislm import (
     load_encoder,
     load_picker,
     normalize,
+    onset_snr_db,
+    paired_onsets,
     pick_waveform,
+    predict,
     pretraining_loss,
     real_event_records,
     synthetic_events,
@@ -56,6 +60,7 @@ from inversa.seislm import (
 
 __all__ = [
     "figures",
+    "onset_errors",
     "picking_throughput",
     "pretrain_floor",
     "pretrain_throughput",
@@ -138,7 +143,8 @@ def real_record_picks(model=None) -> dict[str, list]:
     Returns
     -------
     dict
-        Lists over records: ``names``, ``p_model_s`` (most probable P, s after the start),
+        Lists over records: ``names``, ``p_model_s`` (most probable P that precedes an S,
+        `paired_onsets`, s after the start), ``p_argmax_s`` (argmax of the P curve alone),
         ``p_probability``, ``p_first_pick_s`` (first automatic P pick of `pick_waveform`,
         NaN if none), ``p_reference_s``, ``p_ar_s`` (ObsPy's AR picker, for comparison),
         ``p_abs_diff_s``, ``p_first_pick_abs_diff_s``;
@@ -148,15 +154,17 @@ def real_record_picks(model=None) -> dict[str, list]:
     records, incomplete = real_event_records()
     from obspy.signal.trigger import ar_pick
 
-    fields = ("names", "p_model_s", "p_probability", "p_first_pick_s", "p_reference_s", "p_ar_s")
+    fields = ("names", "p_model_s", "p_argmax_s", "p_probability", "p_first_pick_s",
+              "p_reference_s", "p_ar_s")  # fmt: skip
     out: dict[str, list] = {k: [] for k in fields}
     for name, w in records:
         phase, _ = annotate(model, w.data)
-        i = int(phase[0].argmax())
+        i = int(paired_onsets(phase[None])[0][0])
         picks = [p for p in pick_waveform(model, w) if p.phase_hint == "P"]
         first = (picks[0].time - w.starttime) if picks else float("nan")
         out["names"].append(name)
         out["p_model_s"].append(i / w.sampling_rate)
+        out["p_argmax_s"].append(int(phase[0].argmax()) / w.sampling_rate)
         out["p_probability"].append(float(phase[0, i]))
         out["p_first_pick_s"].append(float(first))
         z, n, e = (w.data[i].double().numpy() for i in range(3))
@@ -171,6 +179,31 @@ def real_record_picks(model=None) -> dict[str, list]:
     out["p_abs_diff_s"] = list(np.abs(np.array(out["p_model_s"]) - ref))
     out["p_first_pick_abs_diff_s"] = list(np.abs(np.array(out["p_first_pick_s"]) - ref))
     out["incomplete"] = [sid for sid, _ in incomplete]
+    return out
+
+
+def onset_errors(models: dict[str, str | None], *, n_test: int = 300) -> dict[str, list]:
+    """Per-event P onset errors of pickers on the benchmark's held-out synthetic windows.
+
+    The windows are the full run's test set (``n_test`` 10 s windows, seed 11, 70 % over
+    real noise). For each picker file (``None``: the shipped one) under its label:
+    ``p_err_argmax_s_LABEL`` (argmax of the P curve minus the true onset) and
+    ``p_err_paired_s_LABEL`` (`paired_onsets`); and ``p_snr_db``, the onset SNR
+    (`onset_snr_db` on the high-passed windows), over the event windows in order.
+    """
+    test = synthetic_events(n_test, config=SyntheticConfig(samples=1001, real_noise=0.7), seed=11)
+    has = ~torch.isnan(test.p_sample)
+    onset = test.p_sample[has]
+    out: dict[str, list] = {}
+    for label, path in models.items():
+        model = load_picker(path)
+        x = highpass(test.waveforms[has], model.config.highpass_hz)[0]
+        phase, _ = predict(model, x)
+        argmax = (phase[:, 0].argmax(-1).double() - onset) / test.sampling_rate
+        paired = (paired_onsets(phase)[0].double() - onset) / test.sampling_rate
+        out[f"p_err_argmax_s_{label}"] = [round(float(e), 3) for e in argmax]
+        out[f"p_err_paired_s_{label}"] = [round(float(e), 3) for e in paired]
+        out["p_snr_db"] = [round(float(d), 2) for d in onset_snr_db(x, onset)]
     return out
 
 
@@ -268,8 +301,8 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
     v["real_records"] = len(diffs)
     v["real_record_names"] = real["names"]
     v["real_incomplete_stations"] = real["incomplete"]
-    for k in ("p_model_s", "p_probability", "p_first_pick_s", "p_reference_s", "p_ar_s",
-              "p_abs_diff_s", "p_first_pick_abs_diff_s"):  # fmt: skip
+    for k in ("p_model_s", "p_argmax_s", "p_probability", "p_first_pick_s", "p_reference_s",
+              "p_ar_s", "p_abs_diff_s", "p_first_pick_abs_diff_s"):  # fmt: skip
         v[f"real_{k}"] = [round(float(x), 3) for x in real[k]]
     v["real_p_abs_diff_s_median"] = round(float(np.median(diffs)), 3)
     v["real_p_within_0_5s_fraction"] = round(float(np.mean(diffs <= 0.5)), 3)
@@ -282,11 +315,12 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
 
     if quick:
         samples, n_train, n_test, steps, batch = 1001, 400, 150, 40, 8
-        fractions, seeds, long_steps, hours = [0.1, 1.0], [0], 100, 0.25
+        fractions, seeds, long_steps, every, hours = [0.1, 1.0], [0], 100, 50, 0.25
     else:
-        # sized to finish in ~30 min on a shared 2-core machine
-        samples, n_train, n_test, steps, batch = 1001, 2000, 300, 200, 8
-        fractions, seeds, long_steps, hours = [0.05, 1.0], [0, 1, 2], 1200, 1.0
+        # sized to finish in ~45 min on a shared 2-core machine
+        samples, n_train, n_test, steps, batch = 1001, 2000, 300, 500, 8
+        fractions, seeds, long_steps, every = [0.01, 0.05, 0.2, 1.0], [0, 1, 2], 4000, 250
+        hours = 1.0
     syn = SyntheticConfig(samples=samples, real_noise=0.7)
     pool = synthetic_events(n_train, config=syn, seed=10)
     test = synthetic_events(n_test, config=syn, seed=11)
@@ -296,13 +330,14 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
              test_windows=n_test, finetune_steps=steps, real_noise_fraction=0.7,
              highpass_hz=hz)  # fmt: skip
 
-    def trainers(cfg: FinetuneConfig):
+    def trainers(cfg: FinetuneConfig, validation=None):
         return {
             "pretrained": lambda d: finetune(d, model_config=model_config, encoder=encoder,
-                                             config=cfg, device=device),
+                                             config=cfg, device=device, validation=validation),
             "scratch": lambda d: finetune(d, model_config=model_config, encoder=None,
-                                          config=cfg, device=device),
-            "phasenet": lambda d: train_phasenet(d, config=cfg, device=device, highpass_hz=hz),
+                                          config=cfg, device=device, validation=validation),
+            "phasenet": lambda d: train_phasenet(d, config=cfg, device=device, highpass_hz=hz,
+                                                 validation=validation),
         }  # fmt: skip
 
     def score(model) -> dict[str, float]:
@@ -313,6 +348,8 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
 
     keys = {"det_auc": "det_auc", "p_rmse_s": "p_rmse_s", "s_rmse_s": "s_rmse_s",
             "p_rmse_s_detected": "p_rmse_detected_s", "p_detected": "p_detected",
+            "p_rmse_s_paired": "p_rmse_paired_s", "p_abs_err_s_median": "p_abs_err_median_s",
+            "p_outlier_fraction": "p_outlier_fraction", "p_rmse_s_snr3db": "p_rmse_snr_s",
             "pick_precision": "precision", "pick_recall": "recall"}  # fmt: skip
     raw: dict[str, dict[str, list[list[float]]]] = {}
     for f in fractions:
@@ -325,18 +362,19 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
                 for out, key in keys.items():
                     raw.setdefault(name, {}).setdefault(out, [[] for _ in fractions])
                     raw[name][out][fractions.index(f)].append(sc[key])
+    v["train_windows_per_fraction"] = [max(8, round(f * n_train)) for f in fractions]
     for name, per in raw.items():
         for out, rows in per.items():
             stats = [_ci95(r) for r in rows]
             v[f"{out}_{name}"] = [round(m, 4) for m, _, _ in stats]
             v[f"{out}_{name}_ci95"] = [[round(lo, 4), round(hi, 4)] for _, lo, hi in stats]
             v[f"{out}_{name}_seeds"] = [[round(x, 4) for x in r] for r in rows]
-    for metric in ("p_rmse_s", "pick_precision"):
+    for metric in ("p_rmse_s", "p_rmse_s_paired", "pick_precision"):
         gains = []
         for i in range(len(fractions)):
             a = np.array(raw["pretrained"][metric][i])
             b = np.array(raw["scratch"][metric][i])
-            gains.append(_ci95(list(b - a) if metric == "p_rmse_s" else list(a - b)))
+            gains.append(_ci95(list(b - a) if metric.startswith("p_rmse") else list(a - b)))
         v[f"{metric}_gain_pretrained_vs_scratch"] = [round(m, 4) for m, _, _ in gains]
         v[f"{metric}_gain_pretrained_vs_scratch_ci95"] = [
             [round(lo, 4), round(hi, 4)] for _, lo, hi in gains
@@ -347,21 +385,30 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
         report.compare(f"P RMSE, fraction {f} (vs random init)", v["p_rmse_s_pretrained"][i],
                        v["p_rmse_s_scratch"][i])  # fmt: skip
 
-    # long schedule on all labels: learning curves, held-out scores at the end
+    # long schedule on all labels: learning curves (training loss, held-out P RMSE every
+    # `every` steps), held-out scores at the end
     ft = FinetuneConfig(steps=long_steps, batch_size=batch, samples=samples,
-                        warmup=max(1, long_steps // 10), seed=0)  # fmt: skip
+                        warmup=max(1, long_steps // 20), seed=0,
+                        validate_every=every)  # fmt: skip
     v["long_steps"] = long_steps
     for name in ("phasenet", "pretrained"):
-        model, result = trainers(ft)[name](pool)
+        model, result = trainers(ft, validation=test)[name](pool)
         sc = score(model)
         v[f"long_curve_steps_{name}"], v[f"long_loss_curve_{name}"] = _curve(result.history)
+        val = [h for h in result.history if "val_p_rmse_s" in h]
+        v[f"long_val_steps_{name}"] = [int(h["step"]) for h in val]
+        v[f"long_val_p_rmse_{name}"] = [round(h["val_p_rmse_s"], 4) for h in val]
+        v[f"long_val_p_rmse_paired_{name}"] = [round(h["val_p_rmse_paired_s"], 4) for h in val]
         for out, key in keys.items():
             v[f"{out}_{name}_long"] = round(sc[key], 4)
     shipped = score(load_picker())
     for out, key in keys.items():
         v[f"{out}_shipped"] = round(shipped[key], 4)
     report.compare("synthetic P RMSE, shipped picker", v["p_rmse_s_shipped"], 0.3)
+    report.compare("synthetic P RMSE (P before S), shipped", v["p_rmse_s_paired_shipped"], 0.3)
     report.compare("synthetic P RMSE, PhaseNet long schedule", v["p_rmse_s_phasenet_long"], 0.3)
+    report.compare("synthetic P RMSE (P before S), PhaseNet long",
+                   v["p_rmse_s_paired_phasenet_long"], 0.3)  # fmt: skip
 
     thr = picking_throughput(hours)
     v.update({k: round(x, 3) for k, x in thr.items()})
@@ -387,16 +434,54 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
     return report
 
 
+def _error_figure(plt, results: dict, out: Path, *, force: bool) -> list[Path]:
+    """``seislm_p_errors.png``: per-event |P error| against onset SNR, and its histogram."""
+    labels = [k[len("p_err_paired_s_") :] for k in results if k.startswith("p_err_paired_s_")]
+    if not labels:
+        return []
+    snr = np.array(results["p_snr_db"], dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    bins = np.array([0, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10])
+    width = 0.8 / (2 * len(labels))
+    for j, label in enumerate(labels):
+        for k, rule in enumerate(("argmax", "paired")):
+            e = np.abs(np.array(results[f"p_err_{rule}_s_{label}"], dtype=float))
+            if rule == "paired":
+                axes[0].plot(snr, np.maximum(e, 0.005), "o^"[j % 2], ms=3, alpha=0.6,
+                             label=f"{label} (P before S)")  # fmt: skip
+            h, _ = np.histogram(e, bins=bins)
+            axes[1].bar(np.arange(len(h)) + (2 * j + k - len(labels)) * width + width / 2,
+                        h, width, label=f"{label}, {rule}")  # fmt: skip
+    axes[0].set_yscale("log")
+    axes[0].axhline(0.5, color="k", lw=0.8, ls="--")
+    axes[0].axvline(3.0, color="g", lw=0.8, ls="--")
+    axes[0].set_xlabel("P onset SNR (dB): 1 s after vs 3 s before, high-passed")
+    axes[0].set_ylabel("|P error| (s, floored at 5 ms)")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("per-event P error vs SNR (dashed: 0.5 s, 3 dB)")
+    axes[1].set_xticks(range(len(bins) - 1),
+                       [f"{a:g}-{b:g}" for a, b in itertools.pairwise(bins)],
+                       fontsize=7)  # fmt: skip
+    axes[1].set_xlabel("|P error| (s)")
+    axes[1].set_ylabel("event windows")
+    axes[1].set_yscale("log")
+    axes[1].legend(fontsize=7)
+    axes[1].set_title(f"histogram over {len(snr)} held-out event windows")
+    fig.tight_layout()
+    return [save_figure(fig, out / "seislm_p_errors.png", force=force)]
+
+
 def figures(results: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
     """Draw the label-fraction curves, learning curves and the picks on real records.
 
     Parameters
     ----------
     results
-        Values of a benchmark run (``report.values`` or the JSON it wrote).
+        Values of a benchmark run (``report.values`` or the JSON it wrote), or of
+        `onset_errors` (then only ``seislm_p_errors.png`` is drawn).
     out_dir
-        Folder for ``seislm_label_fraction.png``, ``seislm_learning_curves.png`` and
-        ``seislm_real_picks.png``.
+        Folder for ``seislm_label_fraction.png``, ``seislm_learning_curves.png``,
+        ``seislm_real_picks.png`` and ``seislm_real_zoom.png``.
     force
         Overwrite existing figures.
 
@@ -408,15 +493,18 @@ def figures(results: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
     plt = pyplot()
     out = Path(out_dir)
     written = []
+    if "fractions" not in results:  # an error-diagnosis file (`onset_errors`)
+        return _error_figure(plt, results, out, force=force)
     fr = results["fractions"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = [("det_auc", "detection AUC"), ("p_rmse_s", "P RMSE, argmax (s)"),
+              ("p_rmse_s_paired", "P RMSE, P before S (s)"),
+              ("pick_precision", "pick precision (0.1 s)")]  # fmt: skip
+    panels = [(k, t) for k, t in panels if f"{k}_pretrained" in results]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
     styles = {"pretrained": "o-", "scratch": "s--", "phasenet": "^:"}
     labels = {"pretrained": "SeisLM pretrained", "scratch": "SeisLM random init",
               "phasenet": "PhaseNet (SeisBench)"}  # fmt: skip
-    for ax, key, title in zip(
-        axes, ("det_auc", "p_rmse_s", "pick_precision"),
-        ("detection AUC", "P onset RMSE (s)", "pick precision (0.1 s)"), strict=True,
-    ):  # fmt: skip
+    for ax, (key, title) in zip(axes, panels, strict=True):
         for name in styles:
             m = np.array(results[f"{key}_{name}"])
             ci = np.array(results.get(f"{key}_{name}_ci95", [[x, x] for x in m]))
@@ -430,18 +518,30 @@ def figures(results: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
     fig.tight_layout()
     written.append(save_figure(fig, out / "seislm_label_fraction.png", force=force))
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for name in ("phasenet", "pretrained"):
+    has_val = "long_val_steps_phasenet" in results
+    fig, axes = plt.subplots(1, 2 if has_val else 1, figsize=(11 if has_val else 6, 3.6))
+    axes = np.atleast_1d(axes)
+    for name, color in (("phasenet", "C0"), ("pretrained", "C1")):
         c = results[f"long_loss_curve_{name}"]
         steps_axis = results[f"long_curve_steps_{name}"]
-        rmse = results[f"p_rmse_s_{name}_long"]
-        label = f"{labels[name]} (held-out P RMSE {rmse:.2f} s)"
-        ax.plot(steps_axis, c, styles[name], ms=3, label=label)
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("training loss")
-    ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    ax.set_title("long schedule, all labels")
+        axes[0].plot(steps_axis, c, styles[name], ms=3, color=color, label=labels[name])
+        if has_val:
+            vs = results[f"long_val_steps_{name}"]
+            axes[1].plot(vs, results[f"long_val_p_rmse_{name}"], styles[name], ms=3,
+                         color=color, label=f"{labels[name]}, argmax")  # fmt: skip
+            axes[1].plot(vs, results[f"long_val_p_rmse_paired_{name}"], styles[name], ms=3,
+                         color=color, alpha=0.45, label=f"{labels[name]}, P before S")  # fmt: skip
+    axes[0].set_xlabel("optimiser step")
+    axes[0].set_ylabel("training loss")
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title(f"long schedule ({results['long_steps']} steps), all labels")
+    if has_val:
+        axes[1].axhline(0.3, color="k", lw=0.8, ls="--")
+        axes[1].set_xlabel("optimiser step")
+        axes[1].set_ylabel("held-out P RMSE (s)")
+        axes[1].set_title("held-out P onset RMSE (dashed: target 0.3 s)")
+        axes[1].legend(fontsize=7)
     fig.tight_layout()
     written.append(save_figure(fig, out / "seislm_learning_curves.png", force=force))
 
@@ -470,4 +570,30 @@ def figures(results: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
     )
     fig.tight_layout()
     written.append(save_figure(fig, out / "seislm_real_picks.png", force=force))
+
+    # zoom on each onset: three components, the P and S curves, the picks
+    rows = -(-len(names) // 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 2.5 * rows), squeeze=False)
+    for ax in axes.ravel()[len(names) :]:
+        ax.set_visible(False)
+    panels_real = axes.ravel()[: len(names)]
+    for ax, (name, w), pm, ref in zip(panels_real, records, results["real_p_model_s"],
+                                      results["real_p_reference_s"], strict=True):  # fmt: skip
+        phase, _ = annotate(model, w.data)
+        x = normalize(highpass(w.data, model.config.highpass_hz)[0])
+        t = np.arange(x.shape[1]) / w.sampling_rate
+        sl = (t > ref - 3.0) & (t < ref + 5.0)
+        for c, off in zip(range(3), (2.5, 1.5, 0.5), strict=True):
+            seg = x[c].numpy()[sl]
+            ax.plot(t[sl], off + 0.45 * seg / max(float(np.abs(seg).max()), 1e-12), "k", lw=0.5)
+        ax.plot(t[sl], 2 * phase[0].numpy()[sl], "b", lw=1, label="2 x P probability")
+        ax.plot(t[sl], 2 * phase[1].numpy()[sl], "r", lw=1, label="2 x S probability")
+        ax.axvline(pm, color="b", lw=1)
+        ax.axvline(ref, color="g", ls="--", lw=1)
+        ax.set_yticks([0.5, 1.5, 2.5], ["E", "N", "Z"])
+        ax.set_title(f"{name}: |P - AIC| = {abs(pm - ref):.2f} s", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.supxlabel("s after the record start (blue: model P, green dashed: AIC reference)")
+    fig.tight_layout()
+    written.append(save_figure(fig, out / "seislm_real_zoom.png", force=force))
     return written

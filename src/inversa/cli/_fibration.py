@@ -29,6 +29,13 @@ def learn(
         4.0, "--bandwidth", help="Band limit of the random inputs, cycles per image (<= N/2)."
     ),
     steps: int = typer.Option(600, "--steps", min=0, help="Optimiser steps."),
+    lr: float = typer.Option(1e-2, "--lr", min=0.0, help="Peak learning rate (Adam, cosine)."),
+    delta: Literal["gaussian", "hat"] = typer.Option(
+        "hat", "--delta", help="Smooth delta: hat (matches Radon2D's Joseph lines) or gaussian."
+    ),
+    eps_px: float = typer.Option(
+        1.0, "--eps-px", help="Final delta width in pixels (hat: half-width; gaussian: sigma)."
+    ),
     noise: float = typer.Option(0.0, "--noise", min=0.0, help="Output noise, relative to RMS."),
     speed: Path = typer.Option(
         None, "--speed", help="Speed map (N x N .npy or .mrc) of the geodesic transform."
@@ -46,6 +53,7 @@ def learn(
     from inversa.fibration import (
         FitConfig,
         LearnConfig,
+        LevelSetConfig,
         check_speed,
         load_levelset,
         save_levelset,
@@ -61,7 +69,8 @@ def learn(
         samples=samples,
         bandwidth=bandwidth,
         noise=noise,
-        fit=FitConfig(steps=steps, lr=1e-2),
+        fit=FitConfig(steps=steps, lr=lr),
+        levelset=LevelSetConfig(delta=delta, eps_px=eps_px),
         seed=seed,
     )
     speed_map = None
@@ -80,6 +89,13 @@ def learn(
         f"{model_path}: relative test error {summary['rel_error']:.4f}, codimension "
         f"{summary['codimension']}, {summary['training_seconds']:.0f} s"
     )
+    if summary["rel_error"] >= 0.95:  # a kernel that predicts ~0 everywhere: no curves found
+        typer.echo(
+            f"warning: the network did not find the {transform} curves (relative error "
+            f"{summary['rel_error']:.2f}, about that of predicting zero); try more --steps, "
+            "more --samples or another --seed",
+            err=True,
+        )
 
 
 def _read_map(path: Path):

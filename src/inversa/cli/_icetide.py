@@ -8,7 +8,7 @@ from typing import Literal
 import typer
 
 from inversa.cli._app import app
-from inversa.cli._options import Device, Force, check_outputs, output_folder
+from inversa.cli._options import Device, Force, VoxelSize, check_outputs, output_folder
 from inversa.core.errors import InputError
 
 
@@ -34,10 +34,29 @@ def icetide(
     sirt: int = typer.Option(
         0, "--sirt", min=0, help="Also write corrected_sirt.mrc with N SIRT iterations (0: no)."
     ),
+    defocus: str = typer.Option(
+        None,
+        "--defocus",
+        help="Model the CTF: a ctffind table or IMOD .defocus file (one row per tilt), or "
+        "one defocus in micrometres (underfocus positive) for every tilt. The stack must be "
+        "as recorded, not phase-flipped.",
+    ),
+    voltage: float = typer.Option(300.0, min=1.0, help="With --defocus: voltage in kV."),
+    cs: float = typer.Option(2.7, min=0.0, help="With --defocus: spherical aberration in mm."),
+    amplitude_contrast: float = typer.Option(
+        0.07, min=0.0, max=0.99, help="With --defocus: amplitude contrast fraction."
+    ),
+    ctf_patch: int = typer.Option(
+        16, min=1, help="With --defocus: side in pixels of the compared detector patches."
+    ),
+    voxel_size: float = VoxelSize,
     device: str = Device,
     force: bool = Force,
 ) -> None:
     """Fit a neural-field volume with per-tilt shifts, rotations and local fields.
+
+    With --defocus the renderer models the CTF (detector patches filtered through each
+    tilt's CTF, compared with the raw stack) and corrected_wbp.mrc is phase-flipped.
 
     Writes volume.mrc, aligned.xf, local_fields.npz, corrected_wbp.mrc (with --sirt N
     also corrected_sirt.mrc: the stack corrected with the found alignment, reconstructed)
@@ -45,23 +64,46 @@ def icetide(
     with the same --steps resumes (another --steps is refused).
     """
     from inversa.core.training import TrainingDiverged
-    from inversa.icetide import IceTideConfig, icetide_paths, read_tilt_series, run_icetide
+    from inversa.icetide import (
+        IceTideConfig,
+        icetide_paths,
+        read_ctf,
+        read_tilt_series,
+        run_icetide,
+    )
 
-    for path in (tiltseries, angles, xf):
+    defocus_file = None
+    if defocus is not None:
+        try:
+            float(defocus)
+        except ValueError:
+            defocus_file = Path(defocus)
+    for path in (tiltseries, angles, xf, defocus_file):
         if path is not None:
             _check_input(path)
     if 0 < local_grid < 4:
         raise InputError(None, f"--local-grid must be 0 or at least 4, got {local_grid}")
-    inputs = [p for p in (tiltseries, angles, xf) if p is not None]
+    inputs = [p for p in (tiltseries, angles, xf, defocus_file) if p is not None]
     outputs = list(icetide_paths(out, sirt=sirt > 0).values())
     check_outputs(outputs, folders=[out], force=force, inputs=inputs)
-    read_tilt_series(tiltseries, angles_path=angles, xf_path=xf)  # every input checked first
+    # every input checked first
+    _stack, geometry, _ = read_tilt_series(
+        tiltseries, angles_path=angles, xf_path=xf, voxel_size=voxel_size
+    )
+    microscope = {
+        "voltage_kv": voltage,
+        "spherical_aberration_mm": cs,
+        "amplitude_contrast": amplitude_contrast,
+    }
+    if defocus is not None:
+        read_ctf(defocus, geometry.angles, **microscope)
     config = IceTideConfig(
         steps=steps,
         rays_per_step=rays,
         samples_per_ray=samples,
         local_grid=local_grid,
         thickness=thickness,
+        ctf_patch=ctf_patch,
         seed=seed,
     )
     diverged = interrupted = None
@@ -73,6 +115,9 @@ def icetide(
                 config=config,
                 angles_path=angles,
                 xf_path=xf,
+                defocus=defocus,
+                microscope=microscope,
+                voxel_size=voxel_size,
                 device=device,
                 sirt_iterations=sirt,
                 force=force,

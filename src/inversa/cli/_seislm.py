@@ -201,11 +201,14 @@ def pick_cmd(
 def ship_cmd(
     out: Path = typer.Argument(..., help="Picker .safetensors (encoder written beside it)."),
     pretrain_steps: int = typer.Option(600, min=1, help="Pretraining steps."),
-    finetune_steps: int = typer.Option(2000, min=1, help="Fine-tuning steps."),
+    finetune_steps: int = typer.Option(5000, min=1, help="Fine-tuning steps."),
     real_noise: float = typer.Option(
         0.7, min=0.0, max=1.0, help="Fraction of windows with real noise (shipped bank)."
     ),
     labelled: int = typer.Option(4000, min=8, help="Labelled synthetic windows."),
+    p_rise_max: float = typer.Option(
+        0.5, min=0.01, help="Longest P rise time (s) of the synthetic events (emergent onsets)."
+    ),
     force: bool = Force,
 ) -> None:
     """Reproduce the shipped tiny model (pretrain + fine-tune on synthetic events)."""
@@ -214,6 +217,7 @@ def ship_cmd(
     check_outputs([out], force=force)
     info = make_shipped_model(
         out, pretrain_steps=pretrain_steps, finetune_steps=finetune_steps,
-        real_noise=real_noise, n_labelled=labelled, force=force, progress=True,
+        real_noise=real_noise, n_labelled=labelled, p_rise_max_s=p_rise_max, force=force,
+        progress=True,
     )  # fmt: skip
     typer.echo(f"wrote {out}: " + ", ".join(f"{k}={v:.4g}" for k, v in info.items()))

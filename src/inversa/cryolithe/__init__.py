@@ -29,7 +29,14 @@ from inversa.cryolithe._features import (
     prepare_projections,
     voxel_points,
 )
-from inversa.cryolithe._model import FORMAT, SliceSet, SliceSetConfig, load_model, save_model
+from inversa.cryolithe._model import (
+    FORMAT,
+    SliceSet,
+    SliceSetConfig,
+    load_model,
+    pooled_set_sum,
+    save_model,
+)
 from inversa.cryolithe._reconstruct import default_model_path, reconstruct
 from inversa.cryolithe._train import (
     TrainingConfig,
@@ -68,6 +75,7 @@ __all__ = [
     "make_scenes",
     "make_target",
     "normalize_counts",
+    "pooled_set_sum",
     "prepare_projections",
     "quick_config",
     "random_series",

@@ -55,12 +55,27 @@ def prepare_projections(data: torch.Tensor, *, cutoff: float = 1.0) -> torch.Ten
     torch.Tensor
         ``(T, H, W)`` float32, unit standard deviation.
     """
+    return _padded_projections(data, 0, cutoff=cutoff)
+
+
+def _padded_projections(data: torch.Tensor, pad: int, *, cutoff: float = 1.0) -> torch.Tensor:
+    """:func:`prepare_projections` written into the middle of a zero border of ``pad`` px.
+
+    Tilts are filtered one at a time straight into the output, so the only image-sized
+    arrays are the input and the ``(T, H + 2 pad, W + 2 pad)`` result (the ramp
+    filter's zero-padded FFT is made for one tilt at a time, not for the stack).
+    """
     if data.ndim != 3:
         raise InputError(None, f"a tilt series must be (T, H, W); got {tuple(data.shape)}")
-    x = data.to(torch.float32)
-    x = x - x.mean(dim=(-2, -1), keepdim=True)
-    x = apply_ramp_filter(x, dim=-1, name="cosine", cutoff=cutoff)
-    return x / x.std().clamp_min(1e-12)
+    n_tilts, height, width = data.shape
+    out = torch.zeros(
+        (n_tilts, height + 2 * pad, width + 2 * pad), dtype=torch.float32, device=data.device
+    )
+    inner = out[:, pad : pad + height, pad : pad + width]
+    for t in range(n_tilts):
+        x = data[t].to(torch.float32)
+        inner[t] = apply_ramp_filter(x - x.mean(), dim=-1, name="cosine", cutoff=cutoff)
+    return out.div_(inner.std().clamp_min(1e-12))
 
 
 def align_images(images: torch.Tensor, geometry: TiltGeometry) -> torch.Tensor:
@@ -207,29 +222,44 @@ def _is_shift_only(xf: torch.Tensor) -> bool:
     return bool((xf[:, :, :2] - eye).abs().max() <= 1e-6)
 
 
+def _pad_images(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """``(T, H, W) -> (T, H + 2 (P + 1), W + 2 (P + 1))`` with a zero border for sampling."""
+    p1 = patch_size + 1
+    return torch.nn.functional.pad(images, (p1, p1, p1, p1))
+
+
 def _axis_aligned_patches(
     images: torch.Tensor, centre: torch.Tensor, patch_size: int
 ) -> torch.Tensor:
     """Bilinear ``P x P`` patches whose axes are the image axes, ``(T, N, P, P)``.
 
+    See :func:`_window_patches`; this pads ``images`` (``(T, H, W)``) first.
+    """
+    return _window_patches(_pad_images(images, patch_size), centre, patch_size)
+
+
+def _window_patches(padded: torch.Tensor, centre: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Bilinear ``P x P`` patches from images padded by :func:`_pad_images`, ``(T, N, P, P)``.
+
     All pixels of one patch share the centre's fractional offset, so a patch is the
     bilinear blend of the ``(P + 1) x (P + 1)`` integer window at its top-left corner:
     one gather of ``P + 1`` row segments per patch (from a strided view of the
     zero-padded images), then a lerp along x and one along y. Equal to ``grid_sample``
-    with zero padding (up to float rounding) at a fraction of its cost.
+    with zero padding (up to float rounding) at a fraction of its cost. The padded
+    images can be made once for many calls (streaming inference).
 
     Parameters
     ----------
-    images
-        ``(T, H, W)``.
+    padded
+        ``(T, H + 2 (P + 1), W + 2 (P + 1))``, the ``(T, H, W)`` images in the middle.
     centre
         ``(T, N, 2)`` patch centres ``(x, y)`` in pixels about the image centre.
     patch_size
         ``P``.
     """
-    n_tilts, height, width = images.shape
     p1 = patch_size + 1
-    padded = torch.nn.functional.pad(images, (p1, p1, p1, p1))  # zeros outside the image
+    n_tilts = padded.shape[0]
+    height, width = padded.shape[1] - 2 * p1, padded.shape[2] - 2 * p1
     segments = padded.unfold(2, p1, 1)  # (T, H + 2 p1, W + p1 + 1, P + 1), a view
     half = patch_size // 2
     shift = torch.tensor([width // 2 - half, height // 2 - half], dtype=centre.dtype)
@@ -239,8 +269,9 @@ def _axis_aligned_patches(
     # a window entirely outside the image reads only padding, wherever it is clamped to
     x0 = start[..., 0].clamp(-p1, width).long() + p1
     y0 = start[..., 1].clamp(-p1, height).long() + p1
-    rows = y0[..., None] + torch.arange(p1, device=images.device)  # (T, N, P + 1)
-    tilt = torch.arange(n_tilts, device=images.device)[:, None, None]
+    rows = y0[..., None] + torch.arange(p1, device=padded.device)  # (T, N, P + 1)
+    tilt = torch.arange(n_tilts, device=padded.device)[:, None, None]
     window = segments[tilt, rows, x0[..., None]]  # (T, N, P + 1, P + 1): [t, n, row, col]
     across = torch.lerp(window[..., :-1], window[..., 1:], frac[..., 0, None, None])
+    del window
     return torch.lerp(across[:, :, :-1], across[:, :, 1:], frac[..., 1, None, None])

@@ -13,7 +13,14 @@ from inversa.core.errors import InputError
 from inversa.core.fields import MLP, MLPConfig, SetMLP, SetMLPConfig
 from inversa.core.training import load_weights, save_weights
 
-__all__ = ["FORMAT", "SliceSet", "SliceSetConfig", "load_model", "save_model"]
+__all__ = [
+    "FORMAT",
+    "SliceSet",
+    "SliceSetConfig",
+    "load_model",
+    "pooled_set_sum",
+    "save_model",
+]
 
 FORMAT = "inversa-cryolithe-v1"
 HEADS = ("pixel", "wavelet")
@@ -160,7 +167,9 @@ class SliceSet(nn.Module):
         if p != self.config.patch_size:
             raise InputError(None, f"patches of {p} px for a model of {self.config.patch_size}")
         if mask is None and not torch.is_grad_enabled():
-            return self.head(self.set.head(self._pooled_inference(patches, angles)).reshape(n, -1))
+            w, b = self.fold_set_layer(angles)
+            x = patches.to(w.dtype).transpose(0, 1)  # tilt-major (a view)
+            return self.from_pooled(pooled_set_sum(x, w, b) / x.shape[0])
         rows = self.row(patches.to(self.row.weight.dtype))  # (N, T, P, F)
         rows = rows * self.angle(self.encode_angles(angles))[None, :, None, :]
         rows = rows.transpose(1, 2)  # (N, P rows, T, F): the set axis is T
@@ -169,26 +178,82 @@ class SliceSet(nn.Module):
         pooled = self.set(rows, mask)  # (N, P, row_out)
         return self.head(pooled.reshape(n, -1))
 
-    def _pooled_inference(self, patches: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-        """Mean over tilts of the set layer, ``(N, T, P, P) -> (N, P, S)``, without autograd.
+    def fold_set_layer(self, angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fold the row map, angle modulation and set layer into one ``P -> S`` map per tilt.
 
-        The row map, the angle modulation and the set layer's linear map compose into one
-        ``P -> S`` matrix per tilt, ``M_t = W_s diag(a_t) W_r`` with bias
-        ``W_s (a_t * b_r) + b_s``, so the ``(N, T, P, F)`` intermediate (and its
-        transpose) is never made; tilts are accumulated one at a time. The same function
-        as the training path, up to float rounding.
+        ``M_t = W_s diag(a_t) W_r`` with bias ``W_s (a_t * b_r) + b_s``: the set layer's
+        input for a patch row ``x`` of tilt ``t`` is ``x M_t + c_t`` (then ReLU), so the
+        ``(N, T, P, F)`` intermediate of the training path is never made at inference.
+
+        Parameters
+        ----------
+        angles
+            ``(T,)`` degrees.
+
+        Returns
+        -------
+        (weights, bias)
+            ``(T, P, S)`` and ``(T, S)``, for :func:`pooled_set_sum`.
         """
         (layer,) = self.set.element.layers  # one linear layer, ReLU output (see __init__)
         a = self.angle(self.encode_angles(angles))  # (T, F)
         w = torch.einsum("sf,tf,fp->tps", layer.weight, a, self.row.weight)  # (T, P, S)
         b = (a * self.row.bias) @ layer.weight.T + layer.bias  # (T, S)
-        n, t, p, _ = patches.shape
-        # tilt-major (a view for extract_patches' output), so each tilt's rows are contiguous
-        x = patches.to(w.dtype).transpose(0, 1).contiguous().reshape(t, n * p, p)
-        acc = torch.zeros(n * p, w.shape[-1], dtype=w.dtype, device=w.device)
-        for i in range(t):
-            acc += torch.addmm(b[i], x[i], w[i]).relu_()
-        return (acc / t).reshape(n, p, -1)
+        return w, b
+
+    def from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``(N, P, S)`` means over tilts of the set layer -> ``(N, n_out)`` outputs."""
+        return self.head(self.set.head(pooled).reshape(pooled.shape[0], -1))
+
+
+# Bytes of the (tilts, points x rows, S) product that one batched step may make.
+GROUP_BYTES = 32 * 2**20
+
+
+def pooled_set_sum(
+    patches: torch.Tensor,
+    weights: torch.Tensor,
+    bias: torch.Tensor,
+    *,
+    out: torch.Tensor | None = None,
+    group_bytes: int = GROUP_BYTES,
+) -> torch.Tensor:
+    """Sum over tilts of the folded set layer, ``relu(x M_t + c_t)``, without autograd.
+
+    Tilts go in groups, as many as fit in ``group_bytes`` (one batched product, one
+    ReLU and one sum per group: few large operations, best on a GPU); ``group_bytes =
+    0`` takes one tilt at a time, accumulating in place (the least memory traffic, best
+    for one CPU thread).
+
+    Parameters
+    ----------
+    patches
+        ``(T, N, P, P)`` (tilt-major; any strides).
+    weights, bias
+        ``(T, P, S)`` and ``(T, S)`` from :meth:`SliceSet.fold_set_layer`.
+    out
+        ``(N, P, S)`` to add the sum to (``None``: a new tensor).
+    group_bytes
+        Size of one group's ``(G, N P, S)`` product.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, P, S)`` (``out`` when given): divide by the number of tilts for the mean.
+    """
+    t, n, p, _ = patches.shape
+    s = weights.shape[-1]
+    group = max(1, min(t, group_bytes // max(1, n * p * s * weights.element_size())))
+    acc = torch.zeros(n * p, s, dtype=weights.dtype, device=weights.device) if out is None else out
+    acc = acc.view(n * p, s)
+    for g0 in range(0, t, group):
+        g1 = min(t, g0 + group)
+        x = patches[g0:g1].reshape(g1 - g0, n * p, p).to(weights.dtype)
+        if g1 - g0 == 1:
+            acc.add_(torch.addmm(bias[g0], x[0], weights[g0]).relu_())
+        else:
+            acc.add_(torch.baddbmm(bias[g0:g1, None, :], x, weights[g0:g1]).relu_().sum(0))
+    return acc.view(n, p, s)
 
 
 def save_model(

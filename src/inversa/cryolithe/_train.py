@@ -152,7 +152,7 @@ def train_model(
         The trained network (eval mode, CPU) and a record (steps, seconds, final loss).
     """
     device = torch.device(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     scenes = make_scenes(config.data)
     targets = [_targets(s, config.model.block) for s in scenes]
     model = SliceSet(config.model, generator=torch.Generator().manual_seed(config.seed)).to(device)
@@ -209,6 +209,9 @@ def train_model(
         "resumed_from": result.resumed_from,
         "final_loss": result.final_loss,
         "training_seconds": round(time.perf_counter() - t0, 1),
+        # CPU seconds of this process (all threads): a budget that does not depend on how
+        # loaded a shared machine was
+        "training_cpu_seconds": round(time.process_time() - c0, 1),
         "torch_threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "history": result.history,
@@ -267,6 +270,9 @@ def train_and_save(
         before = json.loads(record.read_text())
         total = before.get("training_seconds_total", before.get("training_seconds", 0.0))
         info["training_seconds_total"] = round(total + info["training_seconds"], 1)
+        cpu = before.get("training_cpu_seconds_total", before.get("training_cpu_seconds"))
+        if cpu is not None:
+            info["training_cpu_seconds_total"] = round(cpu + info["training_cpu_seconds"], 1)
     weights = out_dir / f"cryolithe_{head}.safetensors"
     save_model(weights, model, info={k: v for k, v in info.items() if k != "history"}, force=force)
     write_json(record, info, force=force)

@@ -3,10 +3,11 @@
 - :func:`codimension`: on the learned level set of each sampled output ``y`` (points
   weighted by the kernel), the singular values ``s_1 >= s_2 >= ...`` of the Jacobian
   ``d phi / d x`` (``channels x 2``) are measured in delta widths across the domain,
-  ``rho_i = s_i * 2 / eps``; a direction counts when its weighted median ``rho_i`` is at
-  least :data:`CUT` (the level-set function changes by several delta widths across the
-  image, so the delta localises along it; the network starts with one such direction and
-  the others at about half a width).
+  ``rho_i = s_i * 2 / sigma`` (``sigma``: standard deviation of the delta); a direction
+  counts when its weighted median ``rho_i`` is at least :data:`CUT` (the level-set
+  function changes by several delta widths across the image, so the delta localises
+  along it; the network starts with one such direction and the others at about half a
+  width).
 - :func:`speed_from_level_sets`: the rays of the metric ``c^-2 |dx|^2`` bend with Euclidean
   curvature ``div(nu) = nu . grad log c`` (``nu`` the unit normal of the ray; see
   ``trace_rays``); with ``nu`` and ``div nu`` read from level sets on the pixel grid, this is
@@ -118,7 +119,7 @@ def codimension(
     w = weight.abs().flatten()
     rho = []
     for i in range(sv.shape[-1]):
-        rho.append(_weighted_median(sv[..., i].flatten() * 2.0 / model.eps, w))
+        rho.append(_weighted_median(sv[..., i].flatten() * 2.0 / model.sigma, w))
     codim = sum(1 for r in rho if r >= CUT)
     return codim, rho
 

@@ -193,6 +193,8 @@ def learn(
         "bandwidth": config.bandwidth,
         "noise": config.noise,
         "steps": config.fit.steps,
+        "lr": config.fit.lr,
+        "levelset": dataclasses.asdict(model.model.config),
         "seed": config.seed,
         "training_seconds": seconds,
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -109,7 +109,13 @@ class LevelSetConfig:
         which starts with unit gradient (normalised coordinates) and learns its scale.
     delta
         ``"gaussian"`` (``exp(-t^2 / 2 eps^2) / (sqrt(2 pi) eps)``) or ``"hat"``
-        (``max(0, 1 - |t| / eps) / eps``).
+        (``max(0, 1 - |t| / eps) / eps``). A hat has no gradient off its support, so
+        ``"hat"`` trains as the Gaussian of the same variance (``sigma = eps / sqrt(6)``)
+        while the width anneals and then blends linearly into the hat until the
+        ``hat_end`` fraction of the steps. A hat of half-width ``w(theta)`` across the
+        lines is exactly Joseph's projector (``Radon2D``), see ``docs/fibration.md``. The
+        hat acts on the first (cutting) channel; further channels keep its Gaussian (a
+        hat's kink at 0 would modulate the kernel along a channel that does not cut).
     hidden
         Hidden widths of the two coordinate MLPs.
     n_frequencies, max_frequency
@@ -119,33 +125,49 @@ class LevelSetConfig:
     eps_start_px, anneal
         Training starts with deltas ``eps_start_px`` pixels wide and narrows them
         geometrically to ``eps_px`` over the first ``anneal`` fraction of the steps
-        (:meth:`LevelSetNet.anneal`).
+        (:meth:`LevelSetNet.anneal`); for a hat, ``eps_start_px`` is the standard
+        deviation of the starting Gaussian, which narrows to ``eps_px / sqrt(6)``.
+    hat_end
+        With ``delta="hat"``: the fraction of the steps at which the Gaussian-to-hat blend
+        ends (it starts at ``anneal``); in ``[anneal, 1]``.
     """
 
     feature_dim: int = 16
     channels: int = 2
-    eps_px: float = 0.5
-    delta: str = "gaussian"
+    eps_px: float = 1.0
+    delta: str = "hat"
     hidden: tuple[int, ...] = (64, 64)
     n_frequencies: int = 4
     max_frequency: float = 2.0
     amplitude_rank: int = 4
     eps_start_px: float = 8.0
-    anneal: float = 0.6
+    anneal: float = 0.3
+    hat_end: float = 0.4
 
     def __post_init__(self) -> None:
         if not 0 < self.eps_px <= self.eps_start_px or not 0 <= self.anneal <= 1:
             raise InputError(None, "need 0 < eps_px <= eps_start_px and anneal in [0, 1]")
+        if not self.anneal <= self.hat_end <= 1:
+            raise InputError(None, "need anneal <= hat_end <= 1")
         if self.feature_dim < 1 or self.channels < 1 or self.amplitude_rank < 1:
             raise InputError(None, "feature_dim, channels and amplitude_rank must be >= 1")
         if self.delta not in ("gaussian", "hat"):
             raise InputError(None, f"delta must be 'gaussian' or 'hat', got {self.delta!r}")
 
 
-def smooth_delta(t: torch.Tensor, eps: float, kind: str) -> torch.Tensor:
-    """Apply the smooth delta of width ``eps`` (integral 1) elementwise."""
+def smooth_delta(t: torch.Tensor, eps: float, kind: str, *, blend: float = 1.0) -> torch.Tensor:
+    """Apply the smooth delta of width ``eps`` (integral 1) elementwise.
+
+    For ``kind="hat"``, ``blend < 1`` mixes in the Gaussian of the same variance:
+    ``blend * hat + (1 - blend) * gauss(eps / sqrt(6))``.
+    """
     if kind == "hat":
-        return (1 - t.abs() / eps).clamp_min(0) / eps
+        hat = (1 - t.abs() / eps).clamp_min(0) / eps
+        if blend >= 1.0:
+            return hat
+        sigma = eps / math.sqrt(6.0)
+        gauss = torch.exp(-0.5 * (t / sigma).square()) / (math.sqrt(2 * math.pi) * sigma)
+        return gauss if blend <= 0.0 else blend * hat + (1 - blend) * gauss
     return torch.exp(-0.5 * (t / eps).square()) / (math.sqrt(2 * math.pi) * eps)
 
 
@@ -195,28 +217,44 @@ class LevelSetNet(nn.Module):
                 net.linear.weight[c * m :].zero_()
                 net.linear.bias[c * m :].zero_()
         # Channel 0 starts with unit gradients; the others change by a fraction of the
-        # final delta width across the domain (they do not cut until the data ask for it;
-        # Adam moves the log-scales at the learning rate whatever the gradient's size).
+        # final delta's standard deviation across the domain (they do not cut until the
+        # data ask for it; Adam moves the log-scales at the learning rate whatever the
+        # gradient's size).
         scales = torch.zeros(c)
-        scales[1:] = math.log(config.eps_px / size / 8)
+        sigma_px = config.eps_px / math.sqrt(6.0) if config.delta == "hat" else config.eps_px
+        scales[1:] = math.log(sigma_px / size / 8)
         self.log_scale = nn.Parameter(scales)
         self.log_gain = nn.Parameter(torch.zeros(()))
         self.eps_factor = 1.0  # > 1 while annealing: wider deltas early in training
+        self.blend = 1.0  # < 1 while a hat is still (partly) its Gaussian
 
     def anneal(self, fraction: float) -> None:
-        """Set the delta width for training progress ``fraction`` in [0, 1].
+        """Set the delta width (and hat blend) for training progress ``fraction`` in [0, 1].
 
         The width falls geometrically from ``eps_start`` to ``eps`` over the first
-        ``anneal`` fraction of the steps and stays at ``eps`` after.
+        ``anneal`` fraction of the steps and stays at ``eps`` after; a hat blends in from
+        its Gaussian between ``anneal`` and ``hat_end``.
         """
         cfg = self.config
-        t = min(1.0, max(0.0, fraction) / cfg.anneal) if cfg.anneal > 0 else 1.0
-        self.eps_factor = (cfg.eps_start_px / cfg.eps_px) ** (1.0 - t)
+        fraction = max(0.0, fraction)
+        t = min(1.0, fraction / cfg.anneal) if cfg.anneal > 0 else 1.0
+        end = cfg.eps_px / math.sqrt(6.0) if cfg.delta == "hat" else cfg.eps_px
+        self.eps_factor = (cfg.eps_start_px / end) ** (1.0 - t)
+        span = cfg.hat_end - cfg.anneal
+        if span > 0:
+            self.blend = min(1.0, max(0.0, (fraction - cfg.anneal) / span))
+        else:
+            self.blend = 1.0 if fraction >= cfg.anneal else 0.0
 
     @property
     def eps(self) -> float:
         """Final delta width in units of ``phi`` (``eps_px * 2 / N``)."""
         return self.config.eps_px * 2.0 / self.size
+
+    @property
+    def sigma(self) -> float:
+        """Standard deviation of the final delta in units of ``phi`` (hat: ``eps / sqrt(6)``)."""
+        return self.eps / math.sqrt(6.0) if self.config.delta == "hat" else self.eps
 
     def features(
         self, x: torch.Tensor, y: torch.Tensor
@@ -253,7 +291,12 @@ class LevelSetNet(nn.Module):
         if cfg.delta == "gaussian":  # one fused exponential for amplitude and deltas
             norm = weight / (math.sqrt(2 * math.pi) * eps) ** cfg.channels
             return torch.exp(logit - (0.5 / eps**2) * phi.square().sum(0)) * norm
-        delta = smooth_delta(phi, eps, cfg.delta).prod(dim=0)
+        # The hat is applied to the first (cutting) channel only: a hat has a kink at 0,
+        # so a further channel that does not cut would modulate the kernel along its own
+        # zero set; those channels use the Gaussian of the same variance.
+        delta = smooth_delta(phi[0], eps, cfg.delta, blend=self.blend)
+        if cfg.channels > 1:
+            delta = delta * smooth_delta(phi[1:], eps, cfg.delta, blend=0.0).prod(dim=0)
         return torch.exp(logit) * delta * weight
 
     def forward(self, f: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
@@ -395,8 +438,11 @@ class FNO2d(nn.Module):
             h = spec(h) + point(h)
             if i < len(self.spectral) - 1:
                 h = F.gelu(h)
-        out = self.project(h)[:, 0].flatten(-2)
-        return out if index is None else out[:, index]
+        if index is None:
+            return self.project(h)[:, 0].flatten(-2)
+        # The projection is pointwise: apply it at the requested outputs only.
+        picked = h.flatten(-2)[:, :, index, None]  # (B, width, Yb, 1)
+        return self.project(picked)[:, 0, :, 0]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from inversa.core.errors import InputError
-from inversa.core.training import TrainConfig, train
+from inversa.core.training import EarlyStopping, TrainConfig, train
 from inversa.fibration._models import LevelSetConfig, RidgeOperator, build_model
 
 __all__ = ["FitConfig", "FittedOperator", "fit_operator", "predict", "relative_error"]
@@ -31,6 +31,11 @@ class FitConfig:
         Output points per step (a random subset of the ``N^2``; the loss is unbiased).
     progress
         Show a progress bar.
+    patience
+        Early stopping (``core.training.EarlyStopping``, rule ``"best"``) on the training
+        loss smoothed over about 20 steps (exponential average): stop once its lowest value
+        is ``patience`` steps old; 0 runs all ``steps``. The level-set network is watched
+        only once its delta has its final width and shape (after ``anneal`` / ``hat_end``).
     """
 
     steps: int = 400
@@ -38,10 +43,11 @@ class FitConfig:
     batch: int = 16
     outputs: int = 512
     progress: bool = False
+    patience: int = 0
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch < 1 or self.outputs < 1:
-            raise InputError(None, "steps must be >= 0 and batch, outputs >= 1")
+        if self.steps < 0 or self.batch < 1 or self.outputs < 1 or self.patience < 0:
+            raise InputError(None, "steps, patience must be >= 0 and batch, outputs >= 1")
         if not self.lr > 0:
             raise InputError(None, f"lr must be positive, got {self.lr}")
 
@@ -52,6 +58,7 @@ class FittedOperator(nn.Module):
     def __init__(self, kind: str, model: nn.Module, scale: float) -> None:
         super().__init__()
         self.kind = kind
+        self.steps_run = 0  # optimiser steps of the fit (fewer than asked on early stopping)
         self.model = model
         self.register_buffer("scale", torch.tensor(float(scale)))
 
@@ -120,18 +127,28 @@ def fit_operator(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.steps, 1))
 
     anneal = getattr(model, "anneal", None)
+    settled = _settled_fraction(model)
+    smooth = {"ema": None}
 
-    def loss_fn(step: int) -> torch.Tensor:
+    def loss_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        fraction = step / max(config.steps, 1)
         if anneal is not None:
-            anneal(step / max(config.steps, 1))
+            anneal(fraction)
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         rows = torch.randperm(n, generator=g)[:batch].to(device)
         cols = torch.randperm(n_out, generator=g)[:n_pick].to(device)
         target = yn[rows][:, cols]
         pred = model(x[rows], cols)
-        return (pred - target).square().mean() / target.square().mean().clamp_min(1e-12)
+        loss = (pred - target).square().mean() / target.square().mean().clamp_min(1e-12)
+        if fraction < settled:  # not watched yet: a value that improves every step
+            smooth["ema"] = None
+            return loss, {"smoothed": 1e12 - step}
+        value = float(loss.detach())
+        ema = value if smooth["ema"] is None else 0.95 * smooth["ema"] + 0.05 * value
+        smooth["ema"] = ema
+        return loss, {"smoothed": ema}
 
-    train(
+    result = train(
         model=model,
         optimizer=optimizer,
         loss_fn=loss_fn,
@@ -142,12 +159,27 @@ def fit_operator(
             progress=config.progress,
             description=f"{kind} n={n}",
             log_every=max(config.steps, 1),
+            early_stopping=(
+                EarlyStopping(metric="smoothed", patience=config.patience, rule="best")
+                if config.patience > 0
+                else None
+            ),
         ),
     )
     if anneal is not None:
         anneal(1.0)
     model.eval()
-    return FittedOperator(kind, model, scale)
+    fitted = FittedOperator(kind, model, scale)
+    fitted.steps_run = result.steps_run
+    return fitted
+
+
+def _settled_fraction(model: nn.Module) -> float:
+    """Fraction of the steps after which a model's training objective stops changing."""
+    cfg = getattr(model, "config", None)
+    if not hasattr(model, "anneal") or cfg is None:
+        return 0.0
+    return cfg.hat_end if cfg.delta == "hat" else cfg.anneal
 
 
 @torch.no_grad()

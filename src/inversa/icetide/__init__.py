@@ -8,6 +8,10 @@
   cross-correlation with cosine stretching) and :func:`align_projmatch` (AreTomo-like
   projection matching).
 - :func:`alignment_errors` scores a found alignment against the truth.
+- With a CTF (:class:`inversa.tomography.TiltSeriesCTF`, e.g. from a ctffind or IMOD
+  defocus file: :func:`read_ctf`), the fit renders detector patches filtered through it
+  (:func:`filter_patches`, margin :func:`ctf_padding`); :func:`phase_flip_tilts` flips a
+  stack as IMOD's ``ctfphaseflip`` does for the classical peers and the corrected WBP.
 
 See ``docs/icetide.md``.
 """
@@ -16,6 +20,7 @@ from inversa.icetide._deformation import TiltDeformation, rigid_free, rigid_xf, 
 from inversa.icetide._files import (
     ICETIDE_OUTPUTS,
     icetide_paths,
+    read_ctf,
     read_tilt_series,
     run_icetide,
     write_icetide,
@@ -29,6 +34,7 @@ from inversa.icetide._fit import (
     fit_icetide,
     level_weights,
     normalise_stack,
+    phase_flip_tilts,
     reconstruct_corrected,
 )
 from inversa.icetide._peers import (
@@ -38,7 +44,13 @@ from inversa.icetide._peers import (
     cross_correlation_shift,
     split_rigid,
 )
-from inversa.icetide._render import ray_half_length, render_rays, volume_to_unit
+from inversa.icetide._render import (
+    ctf_padding,
+    filter_patches,
+    ray_half_length,
+    render_rays,
+    volume_to_unit,
+)
 
 __all__ = [
     "ICETIDE_OUTPUTS",
@@ -52,11 +64,15 @@ __all__ = [
     "check_stack",
     "corrected_stack",
     "cross_correlation_shift",
+    "ctf_padding",
+    "filter_patches",
     "fit_icetide",
     "icetide_paths",
     "level_weights",
     "normalise_stack",
+    "phase_flip_tilts",
     "ray_half_length",
+    "read_ctf",
     "read_tilt_series",
     "reconstruct_corrected",
     "render_rays",

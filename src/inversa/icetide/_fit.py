@@ -5,10 +5,13 @@ The volume is a hash-grid :class:`~inversa.core.fields.NeuralField`; each tilt h
 maps them through the deformation to ideal detector positions, integrates the field
 along those rays with jittered samples (:func:`~inversa.icetide.render_rays`) and takes
 the L1 distance to the normalised data plus small L1 penalties on the shifts, rotations
-and local control vectors. Coarse to fine: only the shifts (and the volume) move at
-first, the rotations join at ``rotation_start`` and the local fields at ``local_start``
-(fractions of the run). Training, checkpoints, resume and the divergence check are
-:func:`inversa.core.training.train`'s.
+and local control vectors. With a CTF (:class:`~inversa.tomography.TiltSeriesCTF`) the
+step draws square detector patches instead, renders them with a margin, filters them
+through their tilt's CTF and compares their inner pixels with the raw (not phase-flipped)
+data, so the field is the scene itself, not its CTF-weighted image. Coarse to fine: only
+the shifts (and the volume) move at first, the rotations join at ``rotation_start`` and
+the local fields at ``local_start`` (fractions of the run). Training, checkpoints,
+resume and the divergence check are :func:`inversa.core.training.train`'s.
 """
 
 from __future__ import annotations
@@ -24,13 +27,15 @@ from inversa.core.errors import InputError
 from inversa.core.fields import HashGridConfig, MLPConfig, NeuralField, NeuralFieldConfig
 from inversa.core.training import TrainConfig, load_checkpoint, train
 from inversa.icetide._deformation import TiltDeformation
-from inversa.icetide._render import render_rays
+from inversa.icetide._render import ctf_padding, filter_patches, render_rays
 from inversa.tomography import (
     TiltGeometry,
+    TiltSeriesCTF,
     TiltSeriesProjector,
     bspline_at,
     invert_xf,
     sirt,
+    tilt_ctf_grid,
     warp_images,
     wbp,
 )
@@ -44,6 +49,7 @@ __all__ = [
     "fit_icetide",
     "level_weights",
     "normalise_stack",
+    "phase_flip_tilts",
     "reconstruct_corrected",
 ]
 
@@ -81,6 +87,15 @@ class IceTideConfig:
         current, wrong alignment, which would pull the alignment towards it. Off by
         default: in ``docs/icetide.md``'s benchmark it cost FSC resolution for no clear
         gain in rotation error.
+    refine_start
+        Fraction of ``steps`` from which only the rigid alignment (shifts, rotations)
+        moves: the field and the local fields are frozen (1: no such stage). An
+        experiment on the rotation error, off by default (``docs/icetide.md``).
+    ctf_patch
+        With a CTF only: side in pixels of the square detector patches compared with the
+        data (each rendered with a margin of :func:`~inversa.icetide.ctf_padding` pixels
+        and filtered through its tilt's CTF); a step draws ``rays_per_step / ctf_patch^2``
+        patches (at least one), so as many pixels are compared as without a CTF.
     checkpoint_every
         Steps between checkpoints (when a checkpoint path is given).
     seed
@@ -107,6 +122,8 @@ class IceTideConfig:
     rotation_start: float = 0.2
     local_start: float = 0.5
     level_anneal: float = 0.0
+    refine_start: float = 1.0
+    ctf_patch: int = 16
     checkpoint_every: int = 100
     seed: int = 0
 
@@ -117,8 +134,12 @@ class IceTideConfig:
             raise InputError(None, f"local_grid must be 0 or >= 4, got {self.local_grid}")
         if not 0 <= self.rotation_start <= self.local_start <= 1:
             raise InputError(None, "need 0 <= rotation_start <= local_start <= 1")
+        if not self.local_start <= self.refine_start <= 1:
+            raise InputError(None, "need local_start <= refine_start <= 1")
         if not 0 <= self.level_anneal <= 1:
             raise InputError(None, f"level_anneal must be in [0, 1], got {self.level_anneal}")
+        if self.ctf_patch < 1:
+            raise InputError(None, f"ctf_patch must be positive, got {self.ctf_patch}")
         if self.thickness is not None and self.thickness < 1:
             raise InputError(None, f"thickness must be positive, got {self.thickness}")
 
@@ -151,14 +172,15 @@ class IceTideResult:
     seconds: float = 0.0
 
 
-def _schedule(config: IceTideConfig) -> tuple[int, int, int, int]:
-    """Total steps, first steps of the rotations and local fields, last annealed step."""
+def _schedule(config: IceTideConfig) -> tuple[int, int, int, int, int]:
+    """Total steps, first steps of rotations and local fields, last annealed, first frozen."""
     steps = config.steps
     return (
         steps,
         round(config.rotation_start * steps),
         round(config.local_start * steps),
         round(config.level_anneal * steps),
+        round(config.refine_start * steps),
     )
 
 
@@ -232,6 +254,9 @@ class IceTideModel(nn.Module):
         Optional ``(T, 2, 3)`` starting alignment.
     generator
         Initialisation randomness.
+    ctf_patch
+        Side of the CTF-filtered detector patches the data term renders, 0 for single
+        pixels without a CTF (saved, so that a resume can refuse another data term).
     """
 
     def __init__(
@@ -242,6 +267,7 @@ class IceTideModel(nn.Module):
         config: IceTideConfig,
         xf: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        ctf_patch: int = 0,
     ) -> None:
         super().__init__()
         self.volume_shape = tuple(int(n) for n in volume_shape)
@@ -261,6 +287,7 @@ class IceTideModel(nn.Module):
         self.register_buffer("angles", angles.detach().to(torch.float32).clone())
         # Saved with the weights, so that a resume can refuse another schedule.
         self.register_buffer("schedule", torch.tensor(_schedule(config), dtype=torch.int64))
+        self.register_buffer("data_term", torch.tensor([int(ctf_patch)], dtype=torch.int64))
         #: ``(L * F,)`` weights of the encoding's features (coarse to fine), ``None``: all 1.
         self.feature_weights: torch.Tensor | None = None
 
@@ -349,6 +376,8 @@ def fit_icetide(
     geometry: TiltGeometry,
     *,
     config: IceTideConfig,
+    ctf: TiltSeriesCTF | None = None,
+    pixel_size_A: float | None = None,
     device: str | torch.device = "cpu",
     checkpoint: Path | None = None,
     progress: bool = False,
@@ -358,11 +387,18 @@ def fit_icetide(
     Parameters
     ----------
     stack
-        ``(T, H, W)`` raw tilt series (counts, density dark), ``H == W`` even.
+        ``(T, H, W)`` raw tilt series (counts, density dark), ``H == W`` even; with
+        ``ctf``, as recorded (not phase-flipped).
     geometry
         Tilt angles (degrees) and optionally a starting ``.xf`` (``geometry.xf``).
     config
         Sizes, rates, penalties and the schedule.
+    ctf
+        The tilt series' CTF (per-tilt defocus at the tilt axis, in the raw image frame),
+        or ``None``: plain line integrals. With it, square patches of ``config.ctf_patch``
+        pixels are rendered and filtered through their tilt's CTF.
+    pixel_size_A
+        Pixel size in Angstrom; needed with ``ctf``.
     device
         Torch device of the fit.
     checkpoint
@@ -386,28 +422,68 @@ def fit_icetide(
     check_stack(stack, geometry.n_tilts)
     t0 = time.perf_counter()
     t, h, w = stack.shape
+    if ctf is not None:
+        if ctf.n_tilts != t:
+            raise InputError(None, f"the CTF has {ctf.n_tilts} tilts but the stack {t}")
+        if pixel_size_A is None or not pixel_size_A > 0:
+            raise InputError(None, f"a CTF needs a positive pixel size, got {pixel_size_A}")
     shape = (config.thickness or w // 2, h, w)
     device = torch.device(device)
     data = normalise_stack(stack).to(device)
     gen = torch.Generator().manual_seed(config.seed)
-    model = IceTideModel(shape, geometry.angles, config=config, xf=geometry.xf, generator=gen)
+    ctf_patch = min(config.ctf_patch, h) if ctf is not None else 0
+    model = IceTideModel(
+        shape, geometry.angles, config=config, xf=geometry.xf, generator=gen, ctf_patch=ctf_patch
+    )
     model.to(device)
     optimizer = _optimizer(model, config)
     n, s = config.rays_per_step, config.samples_per_ray
-    _steps, rot_step, local_step, anneal_step = _schedule(config)
+    _steps, rot_step, local_step, anneal_step, refine_step = _schedule(config)
     if checkpoint is not None and Path(checkpoint).exists():
-        _check_resume(Path(checkpoint), config)
+        _check_resume(Path(checkpoint), config, ctf_patch=ctf_patch)
     shift0 = model.deformation.shift.detach().clone()
+    if ctf is not None:
+        inner = ctf_patch
+        pad = ctf_padding(ctf, float(pixel_size_A))
+        size = inner + 2 * pad
+        n_patches = max(1, round(n / inner**2))
+        transfer = tilt_ctf_grid(ctf, (size, size), pixel_size_A=float(pixel_size_A))
+        transfer = transfer.to(device=device, dtype=torch.float32)  # (T, P, P//2+1)
+
+    def draw(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tilts ``(R,)``, raw points ``(R, N, 2)``, jitter ``(R, N, S)``, data ``(R, M)``."""
+        if ctf is None:
+            tilts = torch.randint(0, t, (n,), generator=g)
+            iy = torch.randint(0, h, (n,), generator=g)
+            ix = torch.randint(0, w, (n,), generator=g)
+            jitter = torch.rand(n, 1, s, generator=g)
+            pts = torch.stack([ix - w // 2, iy - h // 2], -1).to(torch.float32)[:, None, :]
+            target = data[tilts.to(device), iy.to(device), ix.to(device)][:, None]
+            return tilts, pts, jitter, target
+        # Patches: inner corner anywhere in the image, margin rendered beyond it.
+        tilts = torch.randint(0, t, (n_patches,), generator=g)
+        y0 = torch.randint(0, h - inner + 1, (n_patches,), generator=g)
+        x0 = torch.randint(0, w - inner + 1, (n_patches,), generator=g)
+        jitter = torch.rand(n_patches, size * size, s, generator=g)
+        k = torch.arange(size) - pad
+        iy = y0[:, None] + k  # (R, P)
+        ix = x0[:, None] + k
+        yy = iy[:, :, None].expand(-1, size, size)
+        xx = ix[:, None, :].expand(-1, size, size)
+        pts = torch.stack([xx - w // 2, yy - h // 2], -1).reshape(n_patches, -1, 2)
+        ci = iy[:, pad : pad + inner].to(device)
+        cj = ix[:, pad : pad + inner].to(device)
+        target = data[tilts.to(device)[:, None, None], ci[:, :, None], cj[:, None, :]]
+        return tilts, pts.to(torch.float32), jitter, target.reshape(n_patches, -1)
 
     def loss_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         # Randomness from the step alone: a resumed run draws what the uninterrupted one did.
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        tilts = torch.randint(0, t, (n,), generator=g)
-        iy = torch.randint(0, h, (n,), generator=g)
-        ix = torch.randint(0, w, (n,), generator=g)
-        jitter = torch.rand(n, 1, s, generator=g)
-        pts = torch.stack([ix - w // 2, iy - h // 2], -1).to(torch.float32)[:, None, :]
+        tilts, pts, jitter, target = draw(g)
         tilts, pts, jitter = tilts.to(device), pts.to(device), jitter.to(device)
+        frozen = step >= refine_step  # only the rigid alignment moves
+        for p in (*model.field.parameters(), model.deformation.control):
+            p.requires_grad_(not frozen)
         model.feature_weights = None
         if step < anneal_step:
             model.feature_weights = level_weights(
@@ -420,8 +496,10 @@ def fit_icetide(
             jitter=jitter,
             rotate=step >= rot_step,
             local=step >= local_step,
-        )[:, 0]
-        target = data[tilts, iy.to(device), ix.to(device)]
+        )
+        if ctf is not None:
+            pred = filter_patches(pred.reshape(-1, size, size), transfer[tilts])
+            pred = pred[:, pad : pad + inner, pad : pad + inner].reshape(len(tilts), -1)
         fit = (pred - target).abs().mean()
         d = model.deformation
         penalty = (
@@ -447,6 +525,8 @@ def fit_icetide(
     )
     model.eval()
     model.feature_weights = None
+    for p in (*model.field.parameters(), model.deformation.control):
+        p.requires_grad_(True)
     volume = model.field.sample_grid(shape)[..., 0].detach().cpu()
     d = model.deformation.cpu()
     return IceTideResult(
@@ -459,25 +539,65 @@ def fit_icetide(
     )
 
 
-def _check_resume(path: Path, config: IceTideConfig) -> None:
-    """Refuse to resume a checkpoint written under another coarse-to-fine schedule.
+def _check_resume(path: Path, config: IceTideConfig, *, ctf_patch: int) -> None:
+    """Refuse to resume a checkpoint written under another schedule or data term.
 
     The schedule (total steps, first rotation step, first local-field step) decides what
-    every step trains; continuing a run under another one would give neither run.
+    every step trains, and the data term (pixels, or CTF-filtered patches of a size)
+    what it fits; continuing a run under another one would give neither run.
     """
-    saved = load_checkpoint(path).get("model", {}).get("schedule")
+    state = load_checkpoint(path).get("model", {})
+    saved = state.get("schedule")
     if saved is None:
         raise InputError(path, "holds no ICE-TIDE schedule (another model?); use a new --out")
     have, want = tuple(int(v) for v in saved.tolist()), _schedule(config)
     if have != want:
-        steps, rot, local, anneal = (*have, 0, 0, 0, 0)[:4]
+        steps, rot, local, anneal, refine = (*have, 0, 0, 0, 0, 0)[:5]
         raise InputError(
             path,
             f"was written by a run of {steps} steps (rotations from step {rot}, local fields "
-            f"from step {local}, levels annealed until {anneal}) but this run has "
-            f"{want[0]} steps (rotations from {want[1]}, local fields from {want[2]}, levels "
-            f"until {want[3]}): resume with its schedule (--steps {steps}) or use a new --out",
+            f"from step {local}, levels annealed until {anneal}, rigid-only from {refine}) "
+            f"but this run has {want[0]} steps (rotations from {want[1]}, local fields from "
+            f"{want[2]}, levels until {want[3]}, rigid-only from {want[4]}): resume with its "
+            f"schedule (--steps {steps}) or use a new --out",
         )
+    term = state.get("data_term")
+    had = int(term.reshape(-1)[0]) if term is not None else 0
+    if had != ctf_patch:
+
+        def name(patch: int) -> str:
+            return f"a CTF model on {patch} px patches" if patch else "no CTF model"
+
+        raise InputError(
+            path,
+            f"was written by a run with {name(had)} but this run has {name(ctf_patch)}: "
+            "resume with the same --defocus and --ctf-patch, or use a new --out",
+        )
+
+
+def phase_flip_tilts(
+    stack: torch.Tensor, ctf: TiltSeriesCTF, *, pixel_size_A: float
+) -> torch.Tensor:
+    """Phase-flip each tilt for its own CTF, as IMOD's ``ctfphaseflip`` (one defocus a tilt).
+
+    Parameters
+    ----------
+    stack
+        ``(T, H, W)`` images in the raw frame.
+    ctf
+        Their CTF (per-tilt defocus and astigmatism).
+    pixel_size_A
+        Pixel size in Angstrom.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(T, H, W)``, ``irfft2(rfft2(stack) * sign(CTF))``, in the dtype of ``stack``.
+    """
+    if ctf.n_tilts != stack.shape[0]:
+        raise InputError(None, f"the CTF has {ctf.n_tilts} tilts but the stack {stack.shape[0]}")
+    sign = torch.sign(tilt_ctf_grid(ctf, tuple(stack.shape[-2:]), pixel_size_A=pixel_size_A))
+    return filter_patches(stack, sign.to(stack.device))
 
 
 def reconstruct_corrected(
@@ -488,11 +608,15 @@ def reconstruct_corrected(
     control: torch.Tensor | None = None,
     thickness: int | None = None,
     sirt_iterations: int = 0,
+    ctf: TiltSeriesCTF | None = None,
+    pixel_size_A: float | None = None,
 ) -> torch.Tensor:
     """WBP (or SIRT) ``(D, H, W)`` of a raw stack corrected with an alignment (rigid + local).
 
-    The raw stack is normalised (:func:`normalise_stack`, density bright), resampled into
-    the ideal frame (:func:`corrected_stack`) and reconstructed without alignment.
+    The raw stack is normalised (:func:`normalise_stack`, density bright), phase-flipped
+    when a ``ctf`` is given (:func:`phase_flip_tilts`, in the raw frame, where the CTF
+    acts), resampled into the ideal frame (:func:`corrected_stack`) and reconstructed
+    without alignment.
 
     Parameters
     ----------
@@ -508,6 +632,8 @@ def reconstruct_corrected(
         Depth ``D`` (``None``: ``W // 2``).
     sirt_iterations
         0: weighted back-projection; ``N > 0``: ``N`` SIRT iterations from zero instead.
+    ctf, pixel_size_A
+        The CTF to phase-flip for (``None``: no flip) and the pixel size in Angstrom.
 
     Returns
     -------
@@ -517,7 +643,12 @@ def reconstruct_corrected(
     if sirt_iterations < 0:
         raise InputError(None, f"sirt_iterations must be >= 0, got {sirt_iterations}")
     _t, h, w = stack.shape
-    aligned = corrected_stack(normalise_stack(stack).double(), xf, control)
+    normalised = normalise_stack(stack).double()
+    if ctf is not None:
+        if pixel_size_A is None:
+            raise InputError(None, "phase flipping needs the pixel size")
+        normalised = phase_flip_tilts(normalised, ctf, pixel_size_A=pixel_size_A)
+    aligned = corrected_stack(normalised, xf, control)
     geom = TiltGeometry(angles=angles.to(torch.float64))
     projector = TiltSeriesProjector(volume_shape=(thickness or w // 2, h, w), geometry=geom)
     if sirt_iterations == 0:

@@ -5,6 +5,12 @@ The geometry is that of :class:`inversa.tomography.TiltSeriesProjector`: a volum
 z sin(theta)``, ``v = y``. The ray through ideal detector point ``(u, v)`` is therefore
 ``(u cos - w sin, v, u sin + w cos)`` for depth ``w``, and a projection is its line
 integral, estimated by stratified samples along ``w``.
+
+With a CTF the raw image is the CTF-filtered projection, ``rfft2(raw) = CTF *
+rfft2(projection)`` in the raw detector frame. A pixel then depends on its neighbours
+within the CTF's delocalisation, so rays are rendered as square detector patches with a
+margin of that width (:func:`ctf_padding`), filtered through the tilt's CTF on the padded
+patch's own frequency grid (:func:`filter_patches`) and compared in the inner part only.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["ray_half_length", "render_rays", "volume_to_unit"]
+from inversa.tomography import TiltSeriesCTF, electron_wavelength_A
+
+__all__ = ["ctf_padding", "filter_patches", "ray_half_length", "render_rays", "volume_to_unit"]
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 
@@ -92,3 +100,53 @@ def render_rays(
     values = unit.new_zeros(inside.shape)
     values = values.masked_scatter(inside, field(unit[inside])[..., 0])
     return values.sum(dim=-1) * step
+
+
+def ctf_padding(ctf: TiltSeriesCTF, pixel_size_A: float) -> int:
+    """Margin in pixels a patch needs around the pixels it is compared on, under a CTF.
+
+    A CTF moves the detail of frequency ``k`` by its delocalisation ``|lambda df k -
+    Cs lambda^3 k^3|`` (Angstrom; the gradient of its phase over ``2 pi``). The margin
+    is the largest of it up to Nyquist, over the tilts' defoci, in pixels, rounded up, plus
+    one pixel.
+
+    Parameters
+    ----------
+    ctf
+        The tilt series' CTF.
+    pixel_size_A
+        Detector pixel size in Angstrom.
+
+    Returns
+    -------
+    int
+    """
+    lam = electron_wavelength_A(ctf.voltage_kv)
+    df = float(torch.cat([ctf.defocus_u_um, ctf.defocus_v_um]).abs().max()) * 1e4
+    cs = ctf.spherical_aberration_mm * 1e7
+    k = torch.linspace(0.0, 0.5 / pixel_size_A, 513, dtype=torch.float64)
+    shift = (lam * df * k - cs * lam**3 * k**3).abs().max()
+    return math.ceil(float(shift) / pixel_size_A) + 1
+
+
+def filter_patches(patches: torch.Tensor, transfer: torch.Tensor) -> torch.Tensor:
+    """Filter detector patches through a transfer function (periodic on each patch).
+
+    Parameters
+    ----------
+    patches
+        ``(R, P, P)`` real patches (rendered line integrals).
+    transfer
+        ``(R, P, P // 2 + 1)`` real transfer function on each patch's ``rfft2`` grid (e.g.
+        :func:`inversa.tomography.tilt_ctf_grid` of the patch's tilt).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(R, P, P)``: ``irfft2(rfft2(patches) * transfer)``; differentiable in
+        ``patches``. Only pixels at least the transfer's reach from the border equal the
+        filtered full image (:func:`ctf_padding`).
+    """
+    size = patches.shape[-2:]
+    spectrum = torch.fft.rfft2(patches) * transfer.to(patches.dtype)
+    return torch.fft.irfft2(spectrum, s=size)

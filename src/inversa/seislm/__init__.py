@@ -35,6 +35,7 @@ from inversa.seislm._noise import (
     load_noise_bank,
     noise_bank_path,
 )
+from inversa.seislm._onset import paired_onsets
 from inversa.seislm._pick import (
     NAMESPACE,
     PickRun,
@@ -42,6 +43,7 @@ from inversa.seislm._pick import (
     evaluate_picker,
     find_peaks,
     group_events,
+    onset_snr_db,
     pick_files,
     pick_probability,
     pick_waveform,
@@ -105,6 +107,8 @@ __all__ = [
     "make_shipped_model",
     "noise_bank_path",
     "normalize",
+    "onset_snr_db",
+    "paired_onsets",
     "phase_labels",
     "pick_files",
     "pick_probability",

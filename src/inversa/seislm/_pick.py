@@ -16,6 +16,7 @@ from torch import nn
 from inversa.core.errors import InputError
 from inversa.core.io import atomic_write
 from inversa.seislm._data import highpass
+from inversa.seislm._onset import paired_onsets
 from inversa.seislm._stream import StationWaveform
 from inversa.seislm._train import predict
 
@@ -26,6 +27,7 @@ __all__ = [
     "evaluate_picker",
     "find_peaks",
     "group_events",
+    "onset_snr_db",
     "pick_files",
     "pick_probability",
     "pick_waveform",
@@ -483,6 +485,44 @@ def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def onset_snr_db(
+    waveforms: torch.Tensor,
+    p_sample: torch.Tensor,
+    *,
+    sampling_rate: float = 100.0,
+    before_s: float = 3.0,
+    after_s: float = 1.0,
+) -> torch.Tensor:
+    """Signal-to-noise ratio of each window's P onset in dB (NaN: no P, or no noise before).
+
+    ``10 log10`` of the mean power of the three components in the ``after_s`` seconds
+    from the onset over that in the ``before_s`` seconds before it (at least 0.2 s of
+    them).
+
+    Parameters
+    ----------
+    waveforms
+        ``(n, 3, samples)`` windows (as the picker sees them, e.g. high-passed).
+    p_sample
+        ``(n,)`` P onsets (NaN: none).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n,)`` float64.
+    """
+    out = torch.full((len(p_sample),), float("nan"), dtype=torch.float64)
+    pre, post = round(before_s * sampling_rate), round(after_s * sampling_rate)
+    for i, p in enumerate(p_sample.tolist()):
+        if np.isnan(p) or int(p) < round(0.2 * sampling_rate):
+            continue
+        x = waveforms[i].double()
+        noise = x[:, max(0, int(p) - pre) : int(p)].pow(2).mean()
+        signal = x[:, int(p) : int(p) + post].pow(2).mean()
+        out[i] = 10.0 * torch.log10(signal / noise.clamp(min=1e-30))
+    return out
+
+
 def evaluate_picker(
     model: nn.Module,
     waveforms: torch.Tensor,
@@ -493,6 +533,7 @@ def evaluate_picker(
     threshold: float = 0.3,
     tolerance_s: float = 0.1,
     highpass_hz: float | None = None,
+    min_snr_db: float = 3.0,
 ) -> dict[str, float]:
     """SeisBench-style scores of a picker on labelled held-out windows.
 
@@ -500,6 +541,11 @@ def evaluate_picker(
     - P/S onset RMSE (s): argmax of the P (S) curve vs the true onset, event windows;
       also over the event windows whose P (S) curve reaches ``threshold`` (the phase was
       picked), with the fraction of such windows;
+    - the same RMSE with the most probable P-before-S pair (`paired_onsets`, the rule of
+      the picker's P-before-S logic), its median absolute error and the fraction of
+      events more than 0.5 s off (outliers, which dominate an RMSE);
+    - P RMSE (paired) over the events whose onset SNR (`onset_snr_db`, on the windows as
+      the model sees them) is at least ``min_snr_db``, with the fraction of such events;
     - pick precision / recall: peaks above ``threshold`` within ``tolerance_s`` of a true
       onset of the same phase (each true onset matches at most one pick).
 
@@ -514,12 +560,16 @@ def evaluate_picker(
     highpass_hz
         High-pass of the windows before the model (`highpass`); ``None``: the model
         config's (0 for models without one).
+    min_snr_db
+        SNR bound of ``p_rmse_snr_s``.
 
     Returns
     -------
     dict
         ``det_auc``, ``p_rmse_s``, ``s_rmse_s``, ``p_rmse_detected_s``, ``p_detected``,
-        ``s_rmse_detected_s``, ``s_detected``, ``precision``, ``recall``.
+        ``s_rmse_detected_s``, ``s_detected``, ``p_rmse_paired_s``, ``s_rmse_paired_s``,
+        ``p_abs_err_median_s``, ``p_outlier_fraction``, ``p_rmse_snr_s``,
+        ``snr_fraction``, ``precision``, ``recall``.
     """
     hz = _model_highpass(model) if highpass_hz is None else highpass_hz
     if hz > 0:
@@ -529,6 +579,7 @@ def evaluate_picker(
     phase, det = predict(model, waveforms)
     event = ~torch.isnan(p_sample)
     out = {"det_auc": roc_auc(det.amax(-1), event)}
+    paired = paired_onsets(phase)
     tol = tolerance_s * sampling_rate
     tp = n_pred = n_true = 0
     for k, (name, onset) in enumerate((("p", p_sample), ("s", s_sample))):
@@ -540,6 +591,17 @@ def evaluate_picker(
         out[f"{name}_rmse_detected_s"] = (
             float(err[found].pow(2).mean().sqrt()) if found.any() else float("nan")
         )
+        err_paired = (paired[k][has].double() - onset[has]) / sampling_rate
+        out[f"{name}_rmse_paired_s"] = float(err_paired.pow(2).mean().sqrt())
+        if k == 0:
+            out["p_abs_err_median_s"] = float(err_paired.abs().median())
+            out["p_outlier_fraction"] = float((err_paired.abs() > 0.5).double().mean())
+            snr = onset_snr_db(waveforms[has], onset[has], sampling_rate=sampling_rate)
+            clear = snr >= min_snr_db
+            out["snr_fraction"] = float(clear.double().mean())
+            out["p_rmse_snr_s"] = (
+                float(err_paired[clear].pow(2).mean().sqrt()) if clear.any() else float("nan")
+            )
         for i in range(len(onset)):
             peaks = [j for j, _ in find_peaks(phase[i, k], threshold=threshold)]
             n_pred += len(peaks)

@@ -76,6 +76,10 @@ class SyntheticConfig:
     response
         Random instrument response on the signal: a 1-4.5 Hz geophone high-pass (30 %),
         a broadband (70 %); and a random anti-alias low-pass at 15-45 Hz (30 %).
+    p_rise_s
+        Range of the P envelope's rise time (s, uniform): ``1 - exp(-t / rise)`` after
+        the onset; 0.01 is impulsive, 0.5 an emergent onset whose first half second is
+        buried in noise (volcano-tectonic and regional events).
     """
 
     samples: int = 3001
@@ -88,6 +92,7 @@ class SyntheticConfig:
     microseism: tuple[float, float] = (0.1, 30.0)
     real_noise: float = 0.0
     response: bool = True
+    p_rise_s: tuple[float, float] = (0.01, 0.15)
 
     def __post_init__(self) -> None:
         if self.samples < 200:
@@ -96,6 +101,8 @@ class SyntheticConfig:
             raise InputError(None, f"noise_fraction must be in [0, 1], got {self.noise_fraction}")
         if not 0.0 <= self.real_noise <= 1.0:
             raise InputError(None, f"real_noise must be in [0, 1], got {self.real_noise}")
+        if not 0.0 < self.p_rise_s[0] <= self.p_rise_s[1]:
+            raise InputError(None, f"p_rise_s must be 0 < low <= high, got {self.p_rise_s}")
 
 
 def _coloured(rng: np.random.Generator, n: int, spectrum: np.ndarray) -> np.ndarray:
@@ -235,7 +242,7 @@ def synthetic_events(
         fc = 10 ** rng.uniform(*np.log10(config.corner_hz))
         coda = rng.uniform(0.3, 1.5) * (1.0 + d / 50.0)
         wp = _phase(
-            rng, L, p, freqs, fc=fc, tstar=tt / q, rise_s=rng.uniform(0.01, 0.15),
+            rng, L, p, freqs, fc=fc, tstar=tt / q, rise_s=rng.uniform(*config.p_rise_s),
             coda_s=coda, fs=fs,
         )  # fmt: skip
         ws = _phase(

@@ -23,6 +23,7 @@ from inversa.core.training import (
 )
 from inversa.seislm._data import augment, highpass, normalize, phase_labels, random_windows
 from inversa.seislm._model import CONFIGS, SeisLM, SeisLMConfig, SeisLMPicker, pretraining_loss
+from inversa.seislm._onset import paired_onsets
 from inversa.seislm._synthetic import LabelledWaveforms, SyntheticConfig, synthetic_events
 
 __all__ = [
@@ -78,6 +79,11 @@ class FinetuneConfig:
         Width of the Gaussian pick labels in samples.
     encoder_lr_scale
         Learning-rate factor of a pretrained encoder relative to the new head.
+    validate_every
+        With held-out ``validation`` windows given to the trainer: every this many steps
+        (a multiple of 10, the logging interval) their P onset RMSE is logged in the
+        history (``val_p_rmse_s``: argmax of the P curve; ``val_p_rmse_paired_s``: the
+        most probable P before an S, `paired_onsets`), a held-out learning curve; 0: never.
     """
 
     steps: int = 500
@@ -88,6 +94,13 @@ class FinetuneConfig:
     seed: int = 0
     sigma: float = 20.0
     encoder_lr_scale: float = 1.0
+    validate_every: int = 0
+
+    def __post_init__(self) -> None:
+        if self.validate_every < 0 or self.validate_every % 10:
+            raise InputError(
+                None, f"validate_every must be a multiple of 10, got {self.validate_every}"
+            )
 
 
 def _schedule(opt: torch.optim.Optimizer, warmup: int, steps: int):
@@ -107,6 +120,28 @@ def _training_batch(
     g = torch.Generator().manual_seed(config.seed + step)
     batch = _batch(data, size=config.batch_size, samples=config.samples, generator=g)
     return batch, augment(normalize(batch.waveforms), generator=g).to(device)
+
+
+def _validation_metrics(
+    model: nn.Module, validation: LabelledWaveforms | None, config: FinetuneConfig, step: int
+) -> dict[str, float]:
+    """Held-out P onset RMSE before step ``step + 1`` (empty when not due)."""
+    every = config.validate_every
+    if validation is None or not every or (step + 1) % every:
+        return {}
+    has = ~torch.isnan(validation.p_sample)
+    if not has.any():
+        return {}
+    phase, _ = predict(model, validation.waveforms[has])
+    model.train()
+    onset = validation.p_sample[has].to(phase.device)
+    fs = validation.sampling_rate
+    err = (phase[:, 0].argmax(-1).double() - onset) / fs
+    err_paired = (paired_onsets(phase)[0].double() - onset) / fs
+    return {
+        "val_p_rmse_s": float(err.pow(2).mean().sqrt()),
+        "val_p_rmse_paired_s": float(err_paired.pow(2).mean().sqrt()),
+    }
 
 
 def _fit(
@@ -229,6 +264,7 @@ def finetune(
     config: FinetuneConfig = FinetuneConfig(),
     device: str | torch.device = "cpu",
     progress: bool = False,
+    validation: LabelledWaveforms | None = None,
 ) -> tuple[SeisLMPicker, TrainResult]:
     """Fine-tune a picker (P/S/noise per sample + detection) from a pretrained encoder.
 
@@ -246,6 +282,8 @@ def finetune(
         Torch device.
     progress
         Show a progress bar.
+    validation
+        Held-out labelled windows (``config.validate_every``: P RMSE in the history).
 
     Returns
     -------
@@ -255,6 +293,8 @@ def finetune(
     if len(data) == 0:
         raise InputError(None, "no labelled waveforms to fine-tune on")
     data = highpassed(data, model_config.highpass_hz)
+    if validation is not None:
+        validation = highpassed(validation, model_config.highpass_hz)
     torch.manual_seed(config.seed)
     model = SeisLMPicker(model_config)
     if encoder is not None:
@@ -280,7 +320,8 @@ def finetune(
         logits = model(x)
         lp = _soft_ce(logits[:, :3], phase.to(device))
         ld = F.binary_cross_entropy_with_logits(logits[:, 3], det.to(device))
-        return lp + ld, {"phase": float(lp.detach()), "detection": float(ld.detach())}
+        metrics = {"phase": float(lp.detach()), "detection": float(ld.detach())}
+        return lp + ld, metrics | _validation_metrics(model, validation, config, step)
 
     return _fit(model, opt, loss_fn, config, progress=progress, description="seislm finetune")
 
@@ -292,11 +333,13 @@ def train_phasenet(
     highpass_hz: float = 0.0,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    validation: LabelledWaveforms | None = None,
 ) -> tuple[nn.Module, TrainResult]:
     """Train SeisBench's PhaseNet (P, S, noise) on the same labels and schedule.
 
     ``highpass_hz`` high-passes the training traces as a SeisLM config's ``highpass_hz``
-    does (pass the same value to `evaluate_picker` / `stream_probabilities`).
+    does (pass the same value to `evaluate_picker` / `stream_probabilities`);
+    ``validation`` as in `finetune`.
 
     Returns
     -------
@@ -309,6 +352,8 @@ def train_phasenet(
     if len(data) == 0:
         raise InputError(None, "no labelled waveforms to train on")
     data = highpassed(data, highpass_hz)
+    if validation is not None:
+        validation = highpassed(validation, highpass_hz)
     torch.manual_seed(config.seed)
     model = sbm.PhaseNet(phases="PSN", sampling_rate=data.sampling_rate).to(device)
     try:  # PhaseNet's U-Net skips only line up for some lengths (1001 and 3001 do)
@@ -324,7 +369,8 @@ def train_phasenet(
         batch, x = _training_batch(data, config, step, device)
         phase, _ = phase_labels(batch.p_sample, batch.s_sample, config.samples, sigma=config.sigma)
         prob = model(x)
-        return -(phase.to(device) * torch.log(prob + 1e-6)).sum(1).mean()
+        loss = -(phase.to(device) * torch.log(prob + 1e-6)).sum(1).mean()
+        return loss, _validation_metrics(model, validation, config, step)
 
     return _fit(model, opt, loss_fn, config, progress=progress, description="phasenet")
 
@@ -421,9 +467,10 @@ def make_shipped_model(
     path: str | os.PathLike[str],
     *,
     pretrain_steps: int = 600,
-    finetune_steps: int = 2000,
+    finetune_steps: int = 5000,
     real_noise: float = 0.7,
     n_labelled: int = 4000,
+    p_rise_max_s: float = 0.5,
     force: bool = False,
     progress: bool = False,
 ) -> dict[str, float]:
@@ -444,6 +491,9 @@ def make_shipped_model(
         Fraction of windows with real noise.
     n_labelled
         Labelled windows for fine-tuning.
+    p_rise_max_s
+        Longest P rise time (s) of the synthetic events (`SyntheticConfig.p_rise_s` is
+        ``(0.01, p_rise_max_s)``): emergent onsets, as on volcano-tectonic records.
     force
         Overwrite ``path``.
     progress
@@ -460,7 +510,7 @@ def make_shipped_model(
 
         raise OutputExistsError(path)
     cfg = CONFIGS["tiny"]
-    syn = SyntheticConfig(samples=3001, real_noise=real_noise)
+    syn = SyntheticConfig(samples=3001, real_noise=real_noise, p_rise_s=(0.01, p_rise_max_s))
     unlabelled = synthetic_events(2000, config=syn, seed=1)
     encoder, pre = pretrain(
         unlabelled,
@@ -486,6 +536,7 @@ def make_shipped_model(
         "finetune_loss": fin.final_loss,
         "real_noise": real_noise,
         "n_labelled": n_labelled,
+        "p_rise_max_s": p_rise_max_s,
     }
     save_picker(path, picker, info=info, force=force)
     # the pretrained encoder alone, the init of the benchmark's pretrained runs

@@ -8,8 +8,9 @@ CPU via numba kernels and any torch device via the same weights in torch):
   transforms, ``(..., D, H, W) -> (..., T, H, K)``, built on a :class:`TiltGeometry`.
 - :class:`Warp2D` — bilinear image warps; :func:`align_images` undoes an ``.xf``.
 - :class:`CTFOperator` — contrast transfer function (via torch-ctf); per-tilt CTF and
-  exposure metadata (:class:`TiltSeriesCTF`) and the per-particle 3-D CTF weight
-  (:func:`ctf3d_weight`).
+  exposure metadata (:class:`TiltSeriesCTF`, evaluated per tilt on an image's or a
+  detector patch's frequency grid by :func:`tilt_ctf_grid`) and the per-particle 3-D
+  CTF weight (:func:`ctf3d_weight`).
 
 Reconstruction: :func:`fbp` (2-D), :func:`wbp` (3-D), :func:`sirt`, :func:`cgls`.
 
@@ -33,6 +34,7 @@ from inversa.tomography._ctf import (
     exposure_filter,
     phase_flip,
     read_relion5_tilt_series,
+    tilt_ctf_grid,
     tilt_series_from_table,
     write_relion5_tilt_series,
 )
@@ -98,6 +100,7 @@ __all__ = [
     "simulate",
     "simulate_tilt_series",
     "sirt",
+    "tilt_ctf_grid",
     "tilt_series_adjoint",
     "tilt_series_forward",
     "tilt_series_from_table",

@@ -45,6 +45,7 @@ __all__ = [
     "exposure_filter",
     "phase_flip",
     "read_relion5_tilt_series",
+    "tilt_ctf_grid",
     "tilt_series_from_table",
     "write_relion5_tilt_series",
 ]
@@ -486,6 +487,52 @@ class TiltSeriesCTF:
             amplitude_contrast=self.amplitude_contrast,
             phase_shift_deg=self.phase_shift_deg,
         )
+
+
+def tilt_ctf_grid(
+    ctf: TiltSeriesCTF,
+    shape: tuple[int, int],
+    *,
+    pixel_size_A: float,
+    tilts: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Per-tilt CTF on the ``rfft2`` grid of an image or detector patch of ``shape``.
+
+    The transfer function that filters a ``(H, W)`` image (or patch: its own, coarser
+    frequency grid) of each tilt: multiply ``torch.fft.rfft2`` of it by the result.
+    Astigmatism is taken in the image frame (:meth:`TiltSeriesCTF.tilt_ctf`).
+
+    Parameters
+    ----------
+    ctf
+        The tilt series' CTF.
+    shape
+        ``(H, W)`` of the image or patch in pixels.
+    pixel_size_A
+        Pixel size in Angstrom.
+    tilts
+        ``(R,)`` tilt indices (repeats allowed); ``None``: every tilt in order.
+    device
+        Where to compute (default CPU).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(R, H, W // 2 + 1)`` float64 (``R = T`` for ``tilts=None``).
+    """
+    h, w = (int(n) for n in shape)
+    if h < 1 or w < 1 or not pixel_size_A > 0:
+        raise InputError(None, f"need a positive shape and pixel size, got {shape}, {pixel_size_A}")
+    if tilts is None:
+        tilts = torch.arange(ctf.n_tilts)
+    tilts = torch.as_tensor(tilts, dtype=torch.long, device=device).reshape(-1)
+    if tilts.numel() and (int(tilts.min()) < 0 or int(tilts.max()) >= ctf.n_tilts):
+        raise InputError(None, f"tilt indices must lie in [0, {ctf.n_tilts})")
+    k = frequency_grid(
+        (h, w), rfft=True, fftshift=False, spacing=pixel_size_A, device=device, dtype=torch.float64
+    )  # (H, W//2+1, 2) as (k_x, k_y), the order of ctf_at
+    return ctf.tilt_ctf(k[None], tilts[:, None, None])
 
 
 def dose_symmetric_exposure(angles: torch.Tensor, dose_per_tilt: float) -> torch.Tensor:

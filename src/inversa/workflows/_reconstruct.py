@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import mrcfile
 import torch
@@ -131,7 +132,8 @@ def reconstruct_stack(
     config: ReconstructionConfig,
     pixel_size: float = 1.0,
     progress: bool = False,
-) -> torch.Tensor:
+    out: Any = None,
+) -> Any:
     """Reconstruct one raw tilt series.
 
     Parameters
@@ -147,10 +149,15 @@ def reconstruct_stack(
         Angstrom per pixel (used by the CTF phase flip).
     progress
         Show a progress bar for iterative methods.
+    out
+        Where to write the ``(D, H, W)`` tomogram (``out[z0:z1] = slab``: a tensor, a
+        memory map, or :func:`inversa.core.io.stream_mrc`'s writer); CryoLithe fills it
+        slab by slab, so its memory does not grow with the volume. ``None``: return a
+        new tensor.
 
     Returns
     -------
-    torch.Tensor
+    torch.Tensor or the given ``out``
         ``(D, H, W)`` tomogram on the CPU, float32.
     """
     if stack.ndim != 3:
@@ -173,7 +180,7 @@ def reconstruct_stack(
             amplitude_contrast=config.amplitude_contrast,
         )
         data = phase_flip(data, ctf)
-    depth = config.thickness or max(1, width // 2)
+    depth = _volume_depth(width, config)
     projector = TiltSeriesProjector(
         volume_shape=(depth, height, width),
         geometry=geometry.to(device=device, dtype=torch.float32),
@@ -184,7 +191,7 @@ def reconstruct_stack(
 
         model, _ = load_model(config.model or default_model_path())
         shape = (depth, height, width)
-        volume = learned(data, geometry, model=model, shape=shape, device=device)
+        return learned(data, geometry, model=model, shape=shape, device=device, out=out)
     elif config.method == "wbp":
         volume = wbp(data, projector, filter=config.filter, cutoff=config.cutoff)
     elif config.method == "sirt":
@@ -198,7 +205,16 @@ def reconstruct_stack(
         )
     else:
         volume, _ = cgls(projector, data, n_iter=config.n_iter, tol=config.tol, progress=progress)
-    return volume.detach().to("cpu", torch.float32)
+    volume = volume.detach().to("cpu", torch.float32)
+    if out is None:
+        return volume
+    out[0 : volume.shape[0]] = volume if isinstance(out, torch.Tensor) else volume.numpy()
+    return out
+
+
+def _volume_depth(width: int, config: ReconstructionConfig) -> int:
+    """Return the tomogram's number of z slices: ``config.thickness`` or ``width // 2``."""
+    return config.thickness or max(1, width // 2)
 
 
 def reconstruct_file(
@@ -244,6 +260,14 @@ def reconstruct_file(
                 xf_path, f"has {len(xf)} transforms but {stack_path} has {stack.shape[0]} images"
             )
     geometry = TiltGeometry(angles=angles, xf=xf, detector_shape=tuple(stack.shape[1:]))
+    if config.method == "cryolithe":
+        # Streamed to the file slab by slab (atomic: nothing is left if it fails).
+        shape = (_volume_depth(stack.shape[2], config), *stack.shape[1:])
+        with io.stream_mrc(out_path, shape, voxel_size=pixel_size, force=force) as out:
+            reconstruct_stack(
+                stack, geometry, config=config, pixel_size=pixel_size, progress=progress, out=out
+            )
+        return out_path
     volume = reconstruct_stack(
         stack, geometry, config=config, pixel_size=pixel_size, progress=progress
     )

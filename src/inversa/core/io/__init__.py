@@ -8,7 +8,8 @@ strict parser of our own) that return PyTorch tensors and pandas tables and turn
 malformed file into one `inversa.core.errors.InputError` naming the file; JSON
 goes through `read_json` and `write_json`. Every writer goes through `atomic_write`: a
 failed write leaves nothing behind, and an existing output is only replaced with
-``force=True``; `check_outputs` refuses unwritable outputs before any work and
+``force=True``; `stream_mrc` writes a volume slab by slab (memory flat in its size);
+`check_outputs` refuses unwritable outputs before any work and
 `output_folder` removes what a failed run created.
 """
 
@@ -26,10 +27,12 @@ from inversa.core.io._star import (
     write_particles,
     write_star,
 )
+from inversa.core.io._stream import MrcSlabWriter, stream_mrc
 from inversa.core.io._tilt import read_tlt, read_xf, write_tlt, write_xf
 
 __all__ = [
     "RELION5_PARTICLE_COLUMNS",
+    "MrcSlabWriter",
     "atomic_write",
     "check_outputs",
     "make_optics_table",
@@ -43,6 +46,7 @@ __all__ = [
     "read_star",
     "read_tlt",
     "read_xf",
+    "stream_mrc",
     "write_json",
     "write_mrc",
     "write_particles",
