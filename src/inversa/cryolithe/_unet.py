@@ -152,7 +152,7 @@ def train_unet(
         "budget_clock": clock,
         "final_loss": result.final_loss,
         "training_seconds": round(time.perf_counter() - w0, 1),
-        "training_cpu_seconds": round(time.process_time() - c0, 1),
+        "training_cpu_seconds": round(time.process_time() - c0, 3),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     return model.eval(), info
