@@ -220,6 +220,14 @@ def test_ctf_corrected_average_beats_the_plain_average(ctf_data):
     beyond_zero = slice(12, 16)  # past the first CTF zero (shell ~11 at 7-9 um)
     assert f_ctf[beyond_zero].mean() > f_plain[beyond_zero].mean() + 0.3, (f_ctf, f_plain)
     assert f_ctf[1:8].min() > 0.8
+    # No FSC shell measures the corners beyond Nyquist: the Wiener maps leave them empty
+    # (they held 10x the signal's power in the demo's average before).
+    from inversa.core.fourier import shell_index
+
+    corners = torch.fft.ifftshift(shell_index(ref.shape)) > max(ref.shape) // 2  # fftn layout
+    for vol in (corrected.map, corrected.half1, corrected.half2):
+        power = torch.fft.fftn(vol.double()).abs().square()
+        assert float(power[corners].max()) < 1e-12 * float(power.max())
 
 
 def test_wiener_constant_falls_as_the_halves_agree():
@@ -232,3 +240,26 @@ def test_wiener_constant_falls_as_the_halves_agree():
     dirty = wiener_constants(signal + 3.0 * noise(), signal + 3.0 * noise(), denom, mask)
     assert (clean[1:7, 1:7, 1:7] < dirty[1:7, 1:7, 1:7]).all()  # shells inside Nyquist
     assert (clean > 0).all()
+
+
+def test_wiener_constants_sit_on_their_shells_in_the_fftn_layout():
+    # Halves that agree below 0.2 cycles/voxel and not above: small constants at low
+    # frequencies, large ones at high, where torch.fft.fftn puts them (zero at index 0).
+    from inversa.core.fourier import radial_frequency
+
+    g = torch.Generator().manual_seed(0)
+    shape = (16, 16, 16)
+    k = torch.fft.ifftshift(radial_frequency(shape, dtype=torch.float64))  # fftn layout
+    low = (k < 0.2).to(torch.float64)
+    signal = torch.fft.fftn(torch.randn(shape, generator=g, dtype=torch.float64))
+
+    def noise():
+        return torch.fft.fftn(torch.randn(shape, generator=g, dtype=torch.float64))
+
+    c = wiener_constants(
+        10 * low * signal + noise(),
+        10 * low * signal + noise(),
+        torch.ones(shape, dtype=torch.float64),
+        torch.ones(shape, dtype=torch.float64),
+    )
+    assert float(c[k < 0.15].max()) < 0.1 * float(c[(k > 0.3) & (k <= 0.5)].min())

@@ -128,7 +128,8 @@ def wiener_constants(
     b = torch.fft.ifftn(numer2, dim=dims).real * mask
     fsc = fourier_shell_correlation(a, b).clamp(1e-3, 0.999)
     shape = tuple(denom.shape)
-    shells = shell_index(shape, device=denom.device)
+    # shell_index is in the centred layout; the sums are in torch.fft.fftn's.
+    shells = torch.fft.ifftshift(shell_index(shape, device=denom.device), dim=(-3, -2, -1))
     n_shells = fsc.shape[0]
     idx = shells.clamp_max(n_shells - 1).reshape(-1)
     total = torch.zeros(n_shells, dtype=denom.dtype, device=denom.device)
@@ -250,9 +251,14 @@ def average_particles(
         (n1, d1), (n2, d2) = sums[1], sums[2]
         c = wiener_constants(n1, n2, 0.5 * (d1 + d2), mask)
         dims = (-3, -2, -1)
-        half1 = torch.fft.ifftn(n1 / (d1 + c), dim=dims).real
-        half2 = torch.fft.ifftn(n2 / (d2 + c), dim=dims).real
-        full = torch.fft.ifftn((n1 + n2) / (d1 + d2 + c), dim=dims).real
+        # Beyond Nyquist (the cube's corners) no FSC shell measures the SNR: the corners
+        # would inherit the last shell's constant and amplify interpolation noise there
+        # (measured: 10x the signal shells' power in the demo's average), so they are 0.
+        shells = torch.fft.ifftshift(shell_index(shape, device=c.device), dim=dims)
+        inside = (shells <= max(shape) // 2).to(c.dtype)
+        half1 = torch.fft.ifftn(n1 * inside / (d1 + c), dim=dims).real
+        half2 = torch.fft.ifftn(n2 * inside / (d2 + c), dim=dims).real
+        full = torch.fft.ifftn((n1 + n2) * inside / (d1 + d2 + c), dim=dims).real
     fsc = fourier_shell_correlation(half1 * mask, half2 * mask)
     resolution = fsc_resolution(fsc, threshold=0.143, pixel_size=pixel_size, box_size=max(shape))
     return AverageResult(map=full, half1=half1, half2=half2, fsc=fsc, resolution=resolution)
