@@ -128,8 +128,7 @@ def wiener_constants(
     b = torch.fft.ifftn(numer2, dim=dims).real * mask
     fsc = fourier_shell_correlation(a, b).clamp(1e-3, 0.999)
     shape = tuple(denom.shape)
-    # shell_index is in the centred layout; the sums are in torch.fft.fftn's.
-    shells = torch.fft.ifftshift(shell_index(shape, device=denom.device), dim=(-3, -2, -1))
+    shells = shell_index(shape, fftshift=False, device=denom.device)  # the sums' fftn layout
     n_shells = fsc.shape[0]
     idx = shells.clamp_max(n_shells - 1).reshape(-1)
     total = torch.zeros(n_shells, dtype=denom.dtype, device=denom.device)
@@ -254,8 +253,8 @@ def average_particles(
         # Beyond Nyquist (the cube's corners) no FSC shell measures the SNR: the corners
         # would inherit the last shell's constant and amplify interpolation noise there
         # (measured: 10x the signal shells' power in the demo's average), so they are 0.
-        shells = torch.fft.ifftshift(shell_index(shape, device=c.device), dim=dims)
-        inside = (shells <= max(shape) // 2).to(c.dtype)
+        inside = shell_index(shape, fftshift=False, device=c.device) <= max(shape) // 2
+        inside = inside.to(c.dtype)
         half1 = torch.fft.ifftn(n1 * inside / (d1 + c), dim=dims).real
         half2 = torch.fft.ifftn(n2 * inside / (d2 + c), dim=dims).real
         full = torch.fft.ifftn((n1 + n2) * inside / (d1 + d2 + c), dim=dims).real

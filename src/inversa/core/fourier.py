@@ -213,6 +213,7 @@ def radial_frequency(
     shape: Sequence[int],
     *,
     rfft: bool = False,
+    fftshift: bool | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
@@ -222,7 +223,7 @@ def radial_frequency(
     ----------
     shape
         Real-space shape, e.g. ``(d, h, w)``.
-    rfft, device, dtype
+    rfft, fftshift, device, dtype
         As in :func:`frequency_grid`.
 
     Returns
@@ -231,13 +232,16 @@ def radial_frequency(
         The spectrum shape: ``shape`` itself, or with the last size ``w // 2 + 1`` if
         ``rfft``.
     """
-    return frequency_grid(shape, rfft=rfft, norm=True, device=device, dtype=dtype)
+    return frequency_grid(
+        shape, rfft=rfft, fftshift=fftshift, norm=True, device=device, dtype=dtype
+    )
 
 
 def shell_index(
     shape: Sequence[int],
     *,
     rfft: bool = False,
+    fftshift: bool | None = None,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Integer radial shell ``round(|k| * n)`` of every Fourier sample, ``n = max(shape)``.
@@ -250,8 +254,9 @@ def shell_index(
     ----------
     shape
         Real-space shape ``(h, w)`` or ``(d, h, w)``.
-    rfft, device
-        Layout and device, as in :func:`frequency_grid`.
+    rfft, fftshift, device
+        Layout and device, as in :func:`frequency_grid` (a full spectrum is centred by
+        default; ``fftshift=False`` gives ``torch.fft.fftn``'s layout).
 
     Returns
     -------
@@ -261,7 +266,7 @@ def shell_index(
     """
     shape = tuple(int(s) for s in shape)
     n = max(shape)
-    r = radial_frequency(shape, rfft=rfft, device=device, dtype=torch.float64)
+    r = radial_frequency(shape, rfft=rfft, fftshift=fftshift, device=device, dtype=torch.float64)
     return torch.round(r * n).to(torch.int64)
 
 
