@@ -21,10 +21,13 @@ KEYS = [
     "wedge_fsc_cryolithe_wavelet",
     "psnr_unet_unseen_scheme_db",
     "psnr_cryolithe_unseen_scheme_db",
+    "psnr_cryolithe_wavelet_unseen_scheme_db",
     "seconds_256",
     "points_per_s",
     "model_parameters",
+    "model_parameters_wavelet",
     "training_seconds",
+    "training_seconds_wavelet",
 ]
 
 
@@ -39,6 +42,16 @@ def test_quick_cryolithe_bench_writes_the_issue_keys(tmp_path):
     assert values["output_streamed_to_disk"] is True and values["peak_mib_32"] >= 0
     assert values["unet_budget_clock"] in ("cpu", "wall")
     assert values["voxels_per_s"] == pytest.approx(8 * values["points_per_s"], rel=1e-3)
+    # keys without "wavelet" are the pixel head's: its unseen-scheme PSNR is the mean of the
+    # pixel head's per-scheme values on the unseen schemes, the wavelet head's likewise
+    for m, key in (
+        ("cryolithe", "psnr_cryolithe_unseen_scheme_db"),
+        ("cryolithe_wavelet", "psnr_cryolithe_wavelet_unseen_scheme_db"),
+    ):
+        by_scheme = values["psnr_by_scheme_db"]
+        unseen = [x for k, x in by_scheme.items() if k.startswith(f"{m}_unseen")]
+        assert unseen and values[key] == pytest.approx(sum(unseen) / len(unseen), abs=1e-3)
+    assert values["speed_head"] == "wavelet" and set(values["heads"]) == {"pixel", "wavelet"}
     for key in KEYS:  # no inf / NaN means (the DC shell is left out of the FSC)
         if key.startswith(("psnr", "ssim", "fsc0143")) and not key.endswith("tomogram"):
             assert math.isfinite(values[key]), key

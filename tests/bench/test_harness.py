@@ -50,3 +50,54 @@ def test_astra_projector_adjoint_and_iterations():
         assert errors[1] < 0.5 * errors[0]
     finally:
         peer.close()
+
+
+def _mmapped_bytes_after_reuse() -> tuple[int]:
+    """Free an 8 MiB block, then hold a 4 MiB one: glibc's bytes in own mappings."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in (
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            )
+        ]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype = ctypes.c_void_p  # a pointer, not a truncated int
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    big = libc.malloc(8 << 20)
+    libc.free(big)  # glibc's adaptive threshold now rises to 8 MiB
+    block = libc.malloc(4 << 20)
+    mapped = libc.mallinfo2().hblkhd
+    libc.free(block)
+    return (int(mapped),)
+
+
+def test_spawned_probe_fixes_the_mmap_threshold():
+    import ctypes
+
+    from inversa.bench._harness import SpawnedProbe
+
+    try:
+        ctypes.CDLL("libc.so.6").mallinfo2  # noqa: B018 (glibc >= 2.33)
+    except (OSError, AttributeError):
+        pytest.skip("needs glibc's mallinfo2")
+    with SpawnedProbe() as probe:
+        (adaptive,) = probe(_mmapped_bytes_after_reuse)
+    with SpawnedProbe(mmap_threshold=128 * 1024) as probe:
+        (fixed,) = probe(_mmapped_bytes_after_reuse)
+    assert fixed >= 4 << 20  # the 4 MiB block has its own mapping
+    assert adaptive < 4 << 20  # after the 8 MiB free it came from the heap

@@ -63,3 +63,18 @@ def test_train_quick_writes_a_loadable_model_and_refuses_to_overwrite(tmp_path):
     assert record["steps_run"] == 2 and record["training_seconds"] > 0
     assert (out / "cryolithe_pixel.safetensors").is_file()
     assert main(args) == 2  # outputs exist, no --force
+    # network widths are options (the wider attempt of docs/cryolithe.md)
+    wide = [*args, "--force", "--set-features", "12", "--row-out", "3", "--head-hidden", "20,10"]
+    assert main(wide) == 0
+    from inversa.cryolithe import load_model
+
+    config = load_model(out / "cryolithe_pixel.safetensors")[0].config
+    assert (config.set_features, config.row_out, config.head_hidden) == (12, 3, (20, 10))
+    assert config.row_features == SliceSetConfig().row_features and config.head == "pixel"
+
+
+@pytest.mark.parametrize("bad", ["", "a,b", "16,0"])
+def test_train_refuses_bad_head_widths(tmp_path, bad):
+    args = ["cryolithe", "train", str(tmp_path / "r"), "--quick", "--head-hidden", bad]
+    assert main(args) == 2
+    assert not (tmp_path / "r").exists()

@@ -173,3 +173,34 @@ def test_runs_on_disjoint_parts_merge_and_disagreements_are_refused():
     assert merged["merged_runs"] == 2 and merged["completed"] == [["radon", 0]]
     with pytest.raises(ValueError, match="sample_counts"):
         merge_values(a, {"sample_counts": [4]})
+
+
+def test_the_headline_fit_runs_every_model_with_the_long_budget(tmp_path):
+    """``long_steps``: one more fit per model on the Radon pairs, keys of its own."""
+    from inversa.bench.fibration import BenchPlan, run_plan
+
+    plan = BenchPlan(
+        size=16,
+        counts=(),
+        seeds=(0,),
+        steps=2,
+        patience=1,
+        lr=(("levelset", 1e-2), ("deeponet", 1e-3), ("fno", 1e-3), ("attention", 1e-2)),
+        outputs=32,
+        n_test=4,
+        bandwidth=4.0,
+        transforms=("radon",),
+        long_steps=6,
+        long_samples=4,
+        long_batch=2,
+    )
+    out = tmp_path / "long.json"
+    values = run_plan(plan, checkpoint=out).values
+    for m in ("levelset", "ridge", "deeponet", "fno", "attention"):
+        assert 0 < values[f"long_rel_error_{m}_radon"] < 10
+        assert values[f"long_rel_error_ood_{m}_radon"] > 0
+    assert values["long_steps_run_ridge_radon"] == 0
+    assert 0 < values["long_steps_run_deeponet_radon"] <= 6
+    assert "6 steps" in values["long_setting"] and "patience 3" in values["long_setting"]
+    assert "rel_error_levelset_radon" not in values  # no learning curves in this plan
+    assert json.loads(out.read_text())["long_rel_error_attention_radon"] > 0

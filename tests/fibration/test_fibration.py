@@ -10,6 +10,7 @@ import torch
 from inversa.core.errors import InputError
 from inversa.fibration import (
     FitConfig,
+    FittedOperator,
     GRFConfig,
     LevelSetConfig,
     build_model,
@@ -278,3 +279,74 @@ def test_default_speed_map_is_one_where_rays_enter():
     r = pixel_coordinates(64).square().sum(-1).sqrt()
     assert float((c[r > 0.9] - 1).abs().max()) < 0.01
     assert math.isclose(float(c.max()), 1.3, rel_tol=0.01)
+
+
+# --- robust training: anchoring, restarts --------------------------------------------------
+
+
+def _dead_start(size: int, cfg: LevelSetConfig, offset: float = 4.0):
+    """A level-set network whose zero sets lie far off the image (the 64^2 collapse)."""
+    tr = make_transform("radon", size)
+    net = build_model("levelset", size, tr.out_coords, levelset=cfg)
+    m = cfg.feature_dim
+    with torch.no_grad():  # one feature pair constant: phi_1 += offset^2 / sqrt(m) everywhere
+        for sub in (net.key, net.query):
+            sub.linear.weight[m - 1].zero_()
+            sub.linear.bias[m - 1] = offset
+            sub.mlp.layers[-1].weight[m - 1].zero_()
+            sub.mlp.layers[-1].bias[m - 1] = 0.0
+    return tr, FittedOperator("levelset", net, 1.0)
+
+
+def test_anchor_revives_a_kernel_whose_level_sets_left_the_image():
+    """Without the anchor a kernel off the image has no gradient and stays zero (error 1)."""
+    size = 16
+    errors = {}
+    for anchor in (0.0, 1.0):
+        cfg = LevelSetConfig(eps_start_px=1.0, anneal=0.0, hat_end=0.0, anchor=anchor)
+        tr, start = _dead_start(size, cfg)
+        net = start.model
+        with torch.no_grad():
+            gap = net.anchor_gap(net.phi(net.x_coords, net.y_coords))
+        assert float(gap[0].min()) > 20  # every output's zero set misses the grid
+        grf = GRFConfig(size=size, bandwidth=3.0)
+        f = sample_grf(16, grf, generator=_gen(5))
+        y = tr.operator(f.double()).float().reshape(16, -1)
+        fit = FitConfig(steps=300, outputs=128, batch=8, lr=1e-2)
+        model = fit_operator("levelset", f, y, tr.out_coords, config=fit, init=start)
+        ft, yt = make_pairs(tr, 8, grf, seed=9)
+        errors[anchor] = relative_error(predict(model, ft), yt)
+    assert errors[0.0] > 0.999, errors
+    assert errors[1.0] < 0.95, errors  # alive and learning (0.89 measured at 300 steps)
+
+
+def test_a_dead_fit_restarts_from_a_new_initialisation():
+    size = 16
+    tr = make_transform("radon", size)
+    f = sample_grf(8, GRFConfig(size=size, bandwidth=3.0), generator=_gen(5))
+    y = tr.operator(f.double()).float().reshape(8, -1)
+    cfg = LevelSetConfig(anneal=0.5, hat_end=0.5)
+    runs = {}
+    for dead_loss in (1e-9, 10.0):  # every check fails / none does
+        fit = FitConfig(steps=20, outputs=32, batch=4, restarts=2, dead_loss=dead_loss)
+        runs[dead_loss] = fit_operator("levelset", f, y, tr.out_coords, config=fit, levelset=cfg)
+    assert runs[1e-9].restarts == 2 and runs[1e-9].steps_run == 10 + 10 + 20
+    assert runs[10.0].restarts == 0 and runs[10.0].steps_run == 20
+    other = runs[1e-9].model.key.linear.weight
+    assert not torch.equal(other, runs[10.0].model.key.linear.weight)  # a new init
+    with pytest.raises(InputError):
+        FitConfig(restarts=-1)
+    with pytest.raises(InputError):
+        LevelSetConfig(anchor=-1.0)
+
+
+def test_quadratic_keys_start_as_the_affine_ones():
+    size = 16
+    tr = make_transform("radon", size)
+    plain = build_model("levelset", size, tr.out_coords, generator=_gen(3))
+    quad = build_model(
+        "levelset", size, tr.out_coords, generator=_gen(3), levelset=LevelSetConfig(quadratic=True)
+    )
+    x, yc = plain.x_coords, plain.y_coords[:5]
+    torch.testing.assert_close(plain.phi(x, yc), quad.phi(x, yc))
+    assert quad.key.quadratic.weight.shape[1] == 3

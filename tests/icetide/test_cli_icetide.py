@@ -128,7 +128,7 @@ def test_icetide_with_defocus_models_the_ctf(tmp_path):
     log = io.read_json(out / "log.json")
     assert log["ctf"]["defocus_u_um"] == pytest.approx([2.0 + 0.1 * k for k in range(7)])
     assert log["ctf"]["voltage_kv"] == 200.0 and log["ctf"]["pixel_size_A"] == 10.0
-    assert log["config"]["ctf_patch"] == 8
+    assert log["config"]["ctf_patch"] == 8 and log["config"]["ctf_lowpass"] == 0.5
     assert io.read_mrc(out / "corrected_wbp.mrc")[0].shape == (6, 16, 16)
     one = tmp_path / "one"  # one defocus for every tilt, in micrometres
     assert main(["icetide", *args[1:3], str(one), *args[4:], "--defocus", "2.5"]) == 0
@@ -146,3 +146,26 @@ def test_bad_defocus_file_exits_2_naming_it(tmp_path, capsys, kind):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "bad.defocus" in err
     assert not out.exists()
+
+
+def test_init_xcorr_or_a_file_and_not_both(tmp_path, capsys):
+    path, _, _ = _series(tmp_path, size=32)
+    args = ["icetide", str(path), "--steps", "1", "--rays", "16", "--samples", "4"]
+    args += ["--local-grid", "0", "--thickness", "6"]
+    out = tmp_path / "xc"
+    assert main([*args, "--out", str(out), "--init", "xcorr", "--ctf-lowpass", "0.2"]) == 0
+    config = io.read_json(out / "log.json")["config"]
+    assert config["init"] == "xcorr" and config["ctf_lowpass"] == 0.2
+    start = tmp_path / "start.xf"
+    given = rigid_xf(torch.zeros(7, dtype=torch.float64), torch.full((7, 2), 2.0))
+    io.write_xf(start, given)
+    out2 = tmp_path / "file"
+    assert main([*args, "--out", str(out2), "--init", str(start)]) == 0
+    assert io.read_json(out2 / "log.json")["config"]["init"] == "zero"
+    found = torch.as_tensor(io.read_xf(out2 / "aligned.xf"))
+    assert torch.allclose(found.double(), given, atol=0.1)  # one step from the given start
+    capsys.readouterr()
+    out3 = tmp_path / "both"
+    assert main([*args, "--out", str(out3), "--init", str(start), "--xf", str(start)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not both" in err and not out3.exists()

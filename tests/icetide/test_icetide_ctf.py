@@ -146,7 +146,7 @@ def test_ctf_model_fits_the_scene_where_the_plain_model_fits_its_ctf_image():
     ctf = TiltSeriesCTF(angles=geometry.angles, defocus_u_um=defocus)
     params = CTFParams(pixel_size_A=PIXEL_A, defocus_um=defocus)
     stack = (10.0 - apply_ctf(raw.forward(volume), params)).float()
-    config = _shift_only_config(ctf_patch=8)
+    config = _shift_only_config(ctf_patch=8, ctf_lowpass=0.0)  # the patch model alone
 
     def score(**kw):
         fit = fit_icetide(stack, geometry, config=config, **kw)

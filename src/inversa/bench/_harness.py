@@ -125,6 +125,19 @@ def measure_fresh(fn) -> tuple[object, float, float]:
     return out, (_status("VmHWM:") - base) / 2**20, sec
 
 
+def _fix_mmap_threshold(nbytes: int | None) -> None:
+    """Fix glibc's mmap threshold in this process (``mallopt(M_MMAP_THRESHOLD, nbytes)``)."""
+    if nbytes is None:
+        return
+    import ctypes
+
+    try:
+        if ctypes.CDLL("libc.so.6").mallopt(-3, int(nbytes)) != 1:  # -3: M_MMAP_THRESHOLD
+            raise RuntimeError(f"mallopt refused an mmap threshold of {nbytes} bytes")
+    except OSError:  # not glibc: its allocator keeps its own policy
+        pass
+
+
 class SpawnedProbe:
     """One fresh (spawned) process that runs the memory probes, one after the other.
 
@@ -133,13 +146,27 @@ class SpawnedProbe:
     process instead: its heap holds only the imports, and :func:`measure_fresh` hands freed memory
     back and resets the peak before each probe. Functions and arguments are pickled, so
     only module-level functions and picklable values (configs, modules, tensors) go in.
+
+    ``mmap_threshold`` (bytes) fixes glibc's threshold above which an allocation gets its
+    own mapping, handed back to the system when freed. By default glibc raises it to the
+    largest block freed so far, after which blocks of that size come from the heap and
+    what they leave behind stays resident: the peak then depends on what ran before in
+    the process, not only on the call measured. ``None`` keeps glibc's default.
     """
+
+    def __init__(self, *, mmap_threshold: int | None = None) -> None:
+        self.mmap_threshold = mmap_threshold
 
     def __enter__(self) -> SpawnedProbe:
         from concurrent.futures import ProcessPoolExecutor
 
         spawn = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+        self._pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=spawn,
+            initializer=_fix_mmap_threshold,
+            initargs=(self.mmap_threshold,),
+        )
         return self
 
     def __call__(self, fn, *args):

@@ -8,8 +8,9 @@ seed's fields). Errors: mean relative L2 error on fresh band-limited fields and 
 out-of-distribution images (Shepp-Logan and the CT slice ``ct_small``, both windowed);
 the fitted slope of log error against log n. Geometry: the codimension read from the
 level-set network trained on the most samples, and for the geodesic transform the speed
-map recovered from its learned rays. Sizes: 64 x 64 (``--quick``: 32 x 32, fewer ``n``,
-one seed, short training).
+map recovered from its learned rays. The headline fit (``BenchPlan.long_steps``): every
+model once more on 64 Radon pairs with a 16x longer budget (``long_*`` keys). Sizes:
+64 x 64 (``--quick``: 32 x 32, fewer ``n``, one seed, short training, no headline fit).
 """
 
 from __future__ import annotations
@@ -86,6 +87,18 @@ class BenchPlan:
     delta, eps_px, anneal, hat_end
         Delta of the level-set network, its final width in pixels and its schedule
         (``LevelSetConfig``).
+    anchor
+        Weight of the level-set network's anchoring penalty (``LevelSetConfig.anchor``;
+        0: off).
+    restarts
+        Fresh starts of a dead level-set fit (``FitConfig.restarts``; 0: none).
+    long_steps, long_samples, long_batch, long_anneal, long_hat_end
+        The headline fit (``long_steps > 0``): every model fitted once more on
+        ``long_samples`` Radon pairs (seed ``seeds[0]``) with ``long_steps`` steps and
+        ``long_batch`` pairs per step, the level-set anneal at ``long_anneal`` /
+        ``long_hat_end`` of those steps and every network's early-stopping patience scaled
+        by ``long_steps / steps`` (the same budget rule as the curves, a longer budget);
+        keys ``long_rel_error_{model}_radon`` and friends.
     """
 
     size: int
@@ -109,6 +122,13 @@ class BenchPlan:
     eps_px: float = 1.0
     anneal: float = 0.6
     hat_end: float = 0.7
+    anchor: float = 0.0
+    restarts: int = 2
+    long_steps: int = 0
+    long_samples: int = 64
+    long_batch: int = 16
+    long_anneal: float = 0.075
+    long_hat_end: float = 0.1
 
 
 FULL = BenchPlan(
@@ -118,8 +138,10 @@ FULL = BenchPlan(
     steps=300,
     patience=50,
     batch=8,
+    long_steps=4800,
 )
-"""The issue's benchmark: 64 x 64, n = 4 .. 512, three seeds, a learning-rate sweep."""
+"""The issue's benchmark: 64 x 64, n = 4 .. 512, three seeds, a learning-rate sweep, and
+the headline fit (Radon, n = 64, 4,800 steps for every network)."""
 
 RUN64 = dataclasses.replace(FULL, seeds=(0,), tune_size=32)
 """What was run on the shared 2-core machine: :data:`FULL` with one seed, the sweep at 32^2."""
@@ -153,14 +175,32 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
     return run_plan(QUICK if quick else FULL, quick=quick, device=device)
 
 
-def _fit(model_name, f, y, coords, plan: BenchPlan, lr: float, seed: int, device: str):
+def _fit(model_name, f, y, coords, plan: BenchPlan, lr: float, seed: int, device: str, long=False):
     from inversa.fibration import FitConfig, LevelSetConfig, fit_operator
 
-    fit = FitConfig(
-        steps=plan.steps, lr=lr, batch=plan.batch, outputs=plan.outputs, patience=plan.patience
-    )
+    if long:
+        patience = round(plan.patience * plan.long_steps / max(plan.steps, 1))
+        fit = FitConfig(
+            steps=plan.long_steps,
+            lr=lr,
+            batch=plan.long_batch,
+            outputs=plan.outputs,
+            patience=patience,
+            restarts=plan.restarts,
+        )
+        anneal, hat_end = plan.long_anneal, plan.long_hat_end
+    else:
+        fit = FitConfig(
+            steps=plan.steps,
+            lr=lr,
+            batch=plan.batch,
+            outputs=plan.outputs,
+            patience=plan.patience,
+            restarts=plan.restarts,
+        )
+        anneal, hat_end = plan.anneal, plan.hat_end
     levelset = LevelSetConfig(
-        delta=plan.delta, eps_px=plan.eps_px, anneal=plan.anneal, hat_end=plan.hat_end
+        delta=plan.delta, eps_px=plan.eps_px, anneal=anneal, hat_end=hat_end, anchor=plan.anchor
     )
     return fit_operator(
         model_name, f, y, coords, config=fit, seed=seed, device=device, levelset=levelset
@@ -236,7 +276,8 @@ def run_plan(
     values["steps"] = plan.steps
     values["n_test"] = plan.n_test
     values["levelset_delta"] = (
-        f"{plan.delta}, {plan.eps_px} px, anneal {plan.anneal}, hat_end {plan.hat_end}"
+        f"{plan.delta}, {plan.eps_px} px, anneal {plan.anneal}, hat_end {plan.hat_end}, "
+        f"anchor {plan.anchor}, restarts {plan.restarts}"
     )
     values["completed"] = []
     t_start = time.perf_counter()
@@ -244,7 +285,7 @@ def run_plan(
     values["tune_seconds"] = time.perf_counter() - t_start
     grf = GRFConfig(size=plan.size, bandwidth=plan.bandwidth)
     ood = torch.stack(list(ood_images(plan.size).values()))
-    n_max = max(plan.counts)
+    n_max = max(plan.counts, default=0)
     level_sets: dict[str, dict] = {}
     values["level_sets"] = level_sets
     empty = [[None] * len(plan.seeds) for _ in plan.counts]
@@ -258,7 +299,7 @@ def run_plan(
         test_f, test_y = make_pairs(transform, plan.n_test, grf, seed=10_000)
         ood_y = transform.operator(ood.double()).reshape(ood.shape[0], -1).float()
         tests[name] = (test_f, test_y, ood_y)
-    for s, seed in enumerate(plan.seeds):
+    for s, seed in enumerate(plan.seeds if plan.counts else ()):
         for name, transform in transforms.items():
             test_f, test_y, ood_y = tests[name]
             all_f, all_y = make_pairs(transform, n_max, grf, seed=seed)
@@ -286,9 +327,11 @@ def run_plan(
             if checkpoint is not None:
                 report.write_json(checkpoint, force=True)
     _summarise(values, plan, errs, errs_ood, seconds, steps_run)
+    if plan.long_steps > 0:
+        _long_fit(plan, values, lrs, ood, device, report=report, checkpoint=checkpoint)
     values["total_seconds"] = time.perf_counter() - t_start
     peers = [m for m in plan.models if m != "levelset"]
-    if "levelset" not in plan.models or not peers:
+    if "levelset" not in plan.models or not peers or not plan.counts:
         return report
     for name in plan.transforms:
         for i, n in enumerate(plan.counts):
@@ -296,6 +339,44 @@ def run_plan(
             best = min(values[f"rel_error_{m}_{name}"][i] for m in peers)
             report.compare(f"{name} n={n}: rel. error (best peer)", ours, best, unit="")
     return report
+
+
+def _long_fit(plan: BenchPlan, values: dict, lrs: dict, ood, device: str, *, report, checkpoint):
+    """Fit every model once more on ``long_samples`` Radon pairs for ``long_steps`` steps."""
+    from inversa.fibration import GRFConfig, make_pairs, make_transform, predict, relative_error
+
+    grf = GRFConfig(size=plan.size, bandwidth=plan.bandwidth)
+    transform = make_transform("radon", plan.size)
+    f, y = make_pairs(transform, plan.long_samples, grf, seed=plan.seeds[0])
+    test_f, test_y = make_pairs(transform, plan.n_test, grf, seed=10_000)
+    ood_y = transform.operator(ood.double()).reshape(ood.shape[0], -1).float()
+    values["long_samples"] = plan.long_samples
+    values["long_steps"] = plan.long_steps
+    values["long_setting"] = (
+        f"radon at {plan.size} x {plan.size}, n = {plan.long_samples} (seed {plan.seeds[0]}), "
+        f"{plan.long_steps} steps, {plan.long_batch} pairs and {plan.outputs} outputs per "
+        f"step, patience {round(plan.patience * plan.long_steps / max(plan.steps, 1))}, "
+        f"level-set anneal {plan.long_anneal} / {plan.long_hat_end}"
+    )
+    for m in plan.models:
+        t0 = time.perf_counter()
+        model = _fit(
+            m, f, y, transform.out_coords, plan, lrs.get(m, 1.0), plan.seeds[0], device, True
+        )
+        values[f"long_rel_error_{m}_radon"] = relative_error(predict(model, test_f), test_y)
+        values[f"long_rel_error_ood_{m}_radon"] = relative_error(predict(model, ood), ood_y)
+        values[f"long_seconds_{m}_radon"] = time.perf_counter() - t0
+        values[f"long_steps_run_{m}_radon"] = model.steps_run
+        if checkpoint is not None:
+            report.write_json(checkpoint, force=True)
+    peers = [m for m in plan.models if m != "levelset"]
+    if "levelset" in plan.models and peers:
+        report.compare(
+            f"radon n={plan.long_samples}, {plan.long_steps} steps: rel. error (best peer)",
+            values["long_rel_error_levelset_radon"],
+            min(values[f"long_rel_error_{m}_radon"] for m in peers),
+            unit="",
+        )
 
 
 def merge_values(*parts: dict) -> dict:
@@ -393,11 +474,17 @@ def figures(values: dict, out_dir: Path, *, force: bool = False) -> list[Path]:
                 mean = np.asarray(values[f"{key}_{m}_{name}"], dtype=float)
                 seeds = values.get(f"{key}_{m}_{name}_seeds")
                 line = ax.loglog(counts, mean, "o-", label=LABELS[m], ms=3)[0]
+                long = values.get(f"long_{key}_{m}_{name}")
+                if long is not None:  # the headline fit: same n, the long budget
+                    n_long = values.get("long_samples", 64)
+                    ax.loglog([n_long], [long], "*", color=line.get_color(), ms=9)
                 if seeds and len(seeds[0]) > 1:
                     arr = np.asarray(seeds, dtype=float)
                     ax.fill_between(
                         counts, arr.min(1), arr.max(1), color=line.get_color(), alpha=0.2
                     )
+            if any(f"long_{key}_{m}_{name}" in values for m in MODELS):
+                title += "; stars: the long fit"
             ax.set_title(f"{name}: {title}", fontsize=9)
             ax.grid(True, which="both", alpha=0.3)
             if c == 0:

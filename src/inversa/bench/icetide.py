@@ -1,43 +1,60 @@
 """``inversa bench icetide``: ICE-TIDE beside xcorr + WBP, projection matching and the oracle.
 
 One simulated cell scene (PDB 1AKE particles, a membrane (none in --quick)) at 20 e/A^2
-per tilt, no CTF, three misalignment levels of the same scene (below); the full run adds
-a fourth, ``local_ctf``: the ``local`` level with the demo's CTF (3 um underfocus,
-300 kV). There ICE-TIDE gets the raw stack and the CTF (its renderer filters detector
-patches through it); the classical peers and the oracle get the stack phase-flipped per
-tilt first, as IMOD's ``ctfphaseflip`` does. The levels: ``shift`` (shifts up to 5 % of
+per tilt with the demo's CTF (3 um underfocus, 300 kV, Cs 2.7 mm, 7 % amplitude
+contrast), three misalignment levels of the same scene: ``shift`` (shifts up to 5 % of
 the field), ``rigid`` (+ in-plane rotations up to 2 degrees), ``local`` (+ B-spline local
-deformation up to 2 px). On each level, all four methods see the same tilt series:
+deformation up to 2 px). On each level all four methods see the same tilt series:
 
-- ``icetide``: :func:`inversa.icetide.fit_icetide`, scored on its field volume;
+- ``icetide``: :func:`inversa.icetide.fit_icetide` on the raw stack with the CTF model
+  (CTF-filtered patches) after a coarse-to-fine first phase on the Wiener-restored data
+  low-passed below the first CTF zero, widened to 1.5 times it (``IceTideConfig``'s
+  defaults ``ctf_lowpass``, ``ctf_lowpass_to``), scored on its field volume;
 - ``xcorr``: :func:`inversa.icetide.align_xcorr` then WBP;
 - ``projmatch``: :func:`inversa.icetide.align_projmatch` (from xcorr) then WBP;
 - ``oracle``: WBP with the true rigid alignment and true local fields.
 
-Scores against the truth: median / p90 shift error after removing the best volume
-translation (the one ambiguity every method has),
-median rotation error, local-field RMSE, FSC 0.143 / 0.5 resolution (Angstrom) and
-Pearson correlation against the noise-free volume, each reconstruction first translated by
-the whole voxels that best match the truth. Also the hash grid's forward +
-backward throughput beside a dense ``grid_sample`` grid with as many parameters, and (full
-run) ICE-TIDE's time at the issue's size, 128 x 128 x 64 from 41 tilts with the default
-configuration, timed over a fraction of its steps and scaled to all of them.
+The rigid-alignment floor (``floor``): :func:`oracle_rigid_fit` fits each tilt's
+rotation and shift of the raw stack against the true noise-free volume's projections
+through the true CTF (and, at ``local``, the true local fields; ``floor_nolocal``
+without them), by Gauss-Newton from the truth; its median errors are what an aligner
+can reach on this data at this size and dose.
+
+The classical peers and the oracle get the stack phase-flipped per tilt first, as IMOD's
+``ctfphaseflip`` does, and the peers' cross-correlations a low-pass chosen on two other
+scenes (seeds 8 and 9; :data:`PEER_LOWPASS`), as IMOD's ``tiltxcorr`` filters and
+AreTomo bins. Scores against the truth: median / p90 shift error after removing the best
+volume translation (the one ambiguity every method has), median rotation error,
+local-field RMSE, FSC 0.143 / 0.5 resolution (Angstrom) and Pearson correlation against
+the noise-free volume, each reconstruction first translated by the whole voxels that best
+match the truth. Also the hash grid's forward + backward throughput beside a dense
+``grid_sample`` grid with as many parameters, and (full run) ICE-TIDE's time at the
+issue's size, 128 x 128 x 64 from 41 tilts with the default configuration (no CTF),
+timed over a fraction of its steps and scaled to all of them.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from inversa.bench._harness import BenchReport
 
-__all__ = ["LEVELS", "METHODS", "figures", "run"]
+if TYPE_CHECKING:
+    from inversa.tomography import CTFParams, SimulatedTiltSeries, SimulationConfig
+
+__all__ = ["LEVELS", "METHODS", "figures", "oracle_rigid_fit", "run"]
 
 LEVELS = ("shift", "rigid", "local")
-CTF_LEVEL = "local_ctf"  # full run only: the local level with the demo's CTF
 METHODS = ("icetide", "xcorr", "projmatch", "oracle")
+#: Low-pass (cycles per pixel) of the peers' cross-correlations on CTF data, each the
+#: best of 0.05-0.3 on the ``local`` level of two other scenes (seeds 8 and 9, not the
+#: bench's 7; ``benchmarks/results/icetide_ctf_experiments.json``); 0.25, IMOD's default,
+#: without a CTF.
+PEER_LOWPASS = {"xcorr": 0.10, "projmatch": 0.15}
 
 
 def _sizes(quick: bool) -> dict:
@@ -74,14 +91,11 @@ DOSE = 20.0  # e/A^2 per tilt (the demo's 3.0 fails every method at these sizes)
 DEFOCUS_UM = 3.0  # the demo's CTF
 
 
-def _simulate(level: str, sizes: dict):
+def _simulate(level: str, sizes: dict, *, ctf: bool = True):
     """Simulate one level; return the config, the simulation and the stack the peers get.
 
-    ``local_ctf`` is ``local`` with the CTF, the peers' stack phase-flipped (the raw one
-    is ``sim.stack``).
+    With ``ctf`` the peers' stack is phase-flipped (the raw one is ``sim.stack``).
     """
-    ctf = level == CTF_LEVEL
-    level = "local" if ctf else level
     from inversa.core.phantoms import builtin_structure_path
     from inversa.tomography import CTFParams, SimulationConfig, phase_flip, simulate
 
@@ -118,6 +132,241 @@ def _simulate(level: str, sizes: dict):
     # The CTF is radially symmetric, so flipping the raw (misaligned) images commutes with
     # their shifts and rotations (up to the image borders).
     return config, sim, phase_flip(sim.stack.double(), params).float()
+
+
+def _rigid_xf(params: torch.Tensor) -> torch.Tensor:
+    """``(T, 3)`` (rotation in degrees, shift x, shift y) as ``(T, 2, 3)`` transforms.
+
+    The convention of :func:`inversa.tomography.random_xf`.
+    """
+    rad = torch.deg2rad(params[:, 0])
+    c, s = torch.cos(rad), torch.sin(rad)
+    row0 = torch.stack([c, -s, params[:, 1]], dim=1)
+    row1 = torch.stack([s, c, params[:, 2]], dim=1)
+    return torch.stack([row0, row1], dim=1)
+
+
+def oracle_rigid_fit(
+    data: torch.Tensor,
+    ideal: torch.Tensor,
+    start: torch.Tensor,
+    *,
+    ctf: CTFParams | None = None,
+    displacement: torch.Tensor | None = None,
+    iterations: int = 30,
+    fd_step: tuple[float, float] = (1e-3, 1e-3),
+    polish_steps: tuple[float, ...] = (0.02, 0.005, 0.00125),
+    scan_step_deg: float = 0.0025,
+    scan_half_steps: int = 10,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Per-tilt rotation and shift of ``data`` against the known noise-free projections.
+
+    The oracle floor of rigid alignment: it knows the volume (``ideal``, its aligned
+    projections), the CTF and the local fields, and fits each tilt's in-plane rotation
+    and shift, with an affine intensity ``a + b * model`` (counts vs density), by
+    Gauss-Newton on the least-squares misfit of the simulator's own forward model
+    ``apply_ctf(warp_images(ideal, xf, displacement=displacement))``; Jacobian by
+    central differences, steps ``fd_step`` (degrees, px); a step is halved (up to 10
+    times) until the tilt's misfit decreases, so the misfit never rises. Then a
+    coordinate pattern search polishes each tilt (steps ``polish_steps``, in degrees and
+    px alike, until no step of the finest lowers the misfit).
+
+    Parameters
+    ----------
+    data
+        ``(T, H, W)`` raw (misaligned, noisy) images.
+    ideal
+        ``(T, H, W)`` aligned noise-free projections of the true volume (no CTF).
+    start
+        ``(T, 2, 3)`` starting transforms (the bench starts at the truth: the floor is the
+        misfit's minimum nearest to it).
+    ctf
+        :class:`inversa.tomography.CTFParams` applied after the warp, or ``None``.
+    displacement
+        ``(T, H, W, 2)`` known local fields, or ``None``.
+    iterations
+        Gauss-Newton iterations.
+    fd_step
+        Central-difference steps for the rotation (degrees) and the shifts (px).
+    polish_steps
+        The pattern search's steps, coarse to fine (degrees for the rotation, px).
+    scan_step_deg, scan_half_steps
+        The check: each tilt's misfit is scanned over rotations ``found + k *
+        scan_step_deg``, ``|k| <= scan_half_steps`` (shifts held); the largest per-tilt
+        ``|argmin offset|`` is reported (zero: the fit sits at the scan's minimum).
+
+    Returns
+    -------
+    tuple
+        ``(T, 2, 3)`` fitted transforms (float64), and ``{"last_step_rot_deg_max",
+        "last_step_shift_px_max", "polish_rot_deg_max", "polish_shift_px_max",
+        "scan_offset_deg_max"}``: the largest per-tilt update of the last Gauss-Newton
+        iteration (zero also where no step lowered the misfit), the largest move of the
+        polish, and the scan's largest argmin offset.
+    """
+    from inversa.core.errors import InputError
+    from inversa.icetide import xf_to_rigid
+    from inversa.tomography import apply_ctf, warp_images
+
+    if data.ndim != 3 or data.shape != ideal.shape or start.shape != (data.shape[0], 2, 3):
+        raise InputError(
+            None,
+            "data and ideal must be (T, H, W) of one shape and start (T, 2, 3), got "
+            f"{tuple(data.shape)}, {tuple(ideal.shape)}, {tuple(start.shape)}",
+        )
+    y = data.double().reshape(data.shape[0], -1)
+    ideal = ideal.double()
+    disp = None if displacement is None else displacement.double()
+    rot, shift = xf_to_rigid(start.double())
+    p = torch.cat([rot[:, None], shift], dim=1)  # (T, 3)
+
+    def model(q: torch.Tensor) -> torch.Tensor:
+        out = warp_images(ideal, _rigid_xf(q), displacement=disp)
+        if ctf is not None:
+            out = apply_ctf(out, ctf)
+        return out.reshape(out.shape[0], -1)
+
+    def misfit(m: torch.Tensor) -> torch.Tensor:  # (T,) after the best a + b m
+        mc = m - m.mean(1, keepdim=True)
+        yc = y - y.mean(1, keepdim=True)
+        b = (mc * yc).sum(1) / (mc * mc).sum(1)
+        return (yc - b[:, None] * mc).square().sum(1)
+
+    steps = torch.tensor([fd_step[0], fd_step[1], fd_step[1]], dtype=torch.float64)
+    last = torch.zeros_like(p)
+    for _ in range(iterations):
+        m = model(p)
+        cols = []
+        for k in range(3):
+            e = torch.zeros(3, dtype=torch.float64)
+            e[k] = steps[k]
+            cols.append((model(p + e) - model(p - e)) / (2 * steps[k]))
+        # unknowns per tilt: (drot, dx, dy, a, b) of  y ~ a + b (m + J dp)
+        mc = m - m.mean(1, keepdim=True)
+        yc = y - y.mean(1, keepdim=True)
+        b = (mc * yc).sum(1) / (mc * mc).sum(1)
+        jac = torch.stack([b[:, None] * c for c in cols] + [torch.ones_like(m), m], dim=2)
+        resid = (
+            y - (y.mean(1, keepdim=True) - b[:, None] * m.mean(1, keepdim=True)) - b[:, None] * m
+        )
+        sol = torch.linalg.lstsq(jac, resid[:, :, None]).solution[:, :3, 0]  # (T, 3)
+        base = misfit(m)
+        scale = torch.ones(len(p), dtype=torch.float64)
+        accepted = torch.zeros(len(p), dtype=torch.bool)
+        for _ in range(10):
+            trial = p + scale[:, None] * sol
+            better = (misfit(model(trial)) <= base) & ~accepted
+            p = torch.where(better[:, None], trial, p)
+            last = torch.where(better[:, None], (scale[:, None] * sol).abs(), last)
+            accepted |= better
+            if bool(accepted.all()):
+                break
+            scale = torch.where(accepted, scale, scale / 2)
+        last = torch.where(accepted[:, None], last, torch.zeros_like(last))
+    # Polish: a coordinate pattern search with shrinking steps (Gauss-Newton can stall
+    # at the bilinear interpolation's kinks, where its step does not lower the misfit).
+    after_gn = p.clone()
+    current = misfit(model(p))
+    for step in polish_steps:
+        for _ in range(50):
+            moved = False
+            for k in range(3):
+                for sign in (1.0, -1.0):
+                    e = torch.zeros(3, dtype=torch.float64)
+                    e[k] = sign * step
+                    value = misfit(model(p + e))
+                    better = value < current
+                    p = torch.where(better[:, None], p + e, p)
+                    current = torch.where(better, value, current)
+                    moved = moved or bool(better.any())
+            if not moved:
+                break
+    offsets = scan_step_deg * torch.arange(
+        -scan_half_steps, scan_half_steps + 1, dtype=torch.float64
+    )
+    scan = torch.stack(
+        [
+            misfit(model(p + torch.tensor([float(o), 0.0, 0.0], dtype=torch.float64)))
+            for o in offsets
+        ]
+    )  # (K, T)
+    info = {
+        "last_step_rot_deg_max": float(last[:, 0].max()),
+        "last_step_shift_px_max": float(last[:, 1:].max()),
+        "polish_rot_deg_max": float((p - after_gn)[:, 0].abs().max()),
+        "polish_shift_px_max": float((p - after_gn)[:, 1:].abs().max()),
+        "scan_offset_deg_max": float(offsets[scan.argmin(dim=0)].abs().max()),
+    }
+    return _rigid_xf(p), info
+
+
+FLOOR_ITERATIONS = 30
+FLOOR_FD_STEP = (1e-3, 1e-3)  # degrees, px
+FLOOR_POLISH_STEPS = (0.02, 0.005, 0.00125)  # degrees and px alike
+FLOOR_SCAN_STEP_DEG = 0.0025
+
+
+def _error_keys(err: dict, method: str, level: str) -> dict[str, float]:
+    """Return the flat alignment-error keys of one method at one level."""
+    return {
+        f"shift_err_median_px_{method}_{level}": err["shift_err_median_px"],
+        f"shift_err_p90_px_{method}_{level}": err["shift_err_p90_px"],
+        f"rotation_err_deg_{method}_{level}": err["rotation_err_deg"],
+        f"rotation_err_deg_volrot_removed_{method}_{level}": err[
+            "rotation_err_deg_volume_rotation_removed"
+        ],
+    }
+
+
+def _floor(level: str, config: SimulationConfig, sim: SimulatedTiltSeries) -> dict[str, float]:
+    """Measure the oracle floor on one level's raw stack (:func:`oracle_rigid_fit`).
+
+    It knows the noise-free volume, the CTF and (``local``) the true local fields; at
+    ``local`` also without the local fields (``..._floor_nolocal_local``).
+    """
+    from inversa.icetide import alignment_errors
+    from inversa.tomography import CTFParams, TiltSeriesProjector
+
+    t0 = time.perf_counter()
+    volume = sim.volume.double()
+    geometry = sim.geometry.replace(xf=None).to(dtype=torch.float64)
+    geometry = geometry.replace(detector_shape=None)  # as the simulator projects
+    ideal = TiltSeriesProjector(volume_shape=tuple(volume.shape), geometry=geometry).forward(volume)
+    params = CTFParams(
+        pixel_size_A=config.voxel_size,
+        defocus_um=config.defocus_um,
+        voltage_kv=config.voltage_kv,
+        spherical_aberration_mm=config.spherical_aberration_mm,
+        amplitude_contrast=config.amplitude_contrast,
+    )
+    runs = [("floor", sim.displacement)]
+    if sim.displacement is not None:
+        runs.append(("floor_nolocal", None))
+    out: dict[str, float] = {}
+    for name, displacement in runs:
+        xf, info = oracle_rigid_fit(
+            sim.stack,
+            ideal,
+            sim.xf,
+            ctf=params,
+            displacement=displacement,
+            iterations=FLOOR_ITERATIONS,
+            fd_step=FLOOR_FD_STEP,
+            polish_steps=FLOOR_POLISH_STEPS,
+            scan_step_deg=FLOOR_SCAN_STEP_DEG,
+        )
+        control = sim.control if displacement is not None else None
+        err = alignment_errors(
+            xf, sim.xf, control=control, true_displacement=sim.displacement, angles=sim.angles
+        )
+        out.update(_error_keys(err, name, level))
+        out[f"{name}_last_step_rot_deg_max_{level}"] = info["last_step_rot_deg_max"]
+        out[f"{name}_last_step_shift_px_max_{level}"] = info["last_step_shift_px_max"]
+        out[f"{name}_polish_rot_deg_max_{level}"] = info["polish_rot_deg_max"]
+        out[f"{name}_polish_shift_px_max_{level}"] = info["polish_shift_px_max"]
+        out[f"{name}_scan_offset_deg_max_{level}"] = info["scan_offset_deg_max"]
+    out[f"seconds_floor_{level}"] = time.perf_counter() - t0
+    return out
 
 
 def _register(volume: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -199,7 +448,7 @@ def _timing(steps: int, device: str) -> dict[str, float]:
     from inversa.tomography import TiltGeometry
 
     sizes = {**_sizes(False), "shape": (64, 128, 128), "tilt_step": 3.0, "n_particles": 24}
-    _config, sim, stack = _simulate("local", sizes)
+    _config, sim, stack = _simulate("local", sizes, ctf=False)
     default = IceTideConfig(thickness=64)
     cpu0 = time.process_time()
     fit = fit_icetide(
@@ -221,12 +470,13 @@ def _timing(steps: int, device: str) -> dict[str, float]:
 
 
 def run(*, quick: bool, device: str = "cpu") -> BenchReport:
-    """Run the three misalignment levels side by side (quick: a 16x32x32 scene)."""
+    """Run the three misalignment levels side by side, with the CTF (quick: 16x32x32)."""
     from inversa.icetide import (
         IceTideConfig,
         align_projmatch,
         align_xcorr,
         alignment_errors,
+        ctf_first_zero,
         ctf_padding,
         fit_icetide,
         reconstruct_corrected,
@@ -237,20 +487,19 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
     sizes = _sizes(quick)
     report = BenchReport(name="icetide", quick=quick)
     values = report.values
-    seconds = {m: 0.0 for m in ("icetide", "xcorr", "projmatch")}  # the three LEVELS
+    seconds = {m: 0.0 for m in ("icetide", "xcorr", "projmatch")}
     depth = sizes["shape"][0]
-    levels = LEVELS if quick else (*LEVELS, CTF_LEVEL)
-    for level in levels:
+    lowpass = PEER_LOWPASS
+    for level in LEVELS:
         config, sim, stack = _simulate(level, sizes)
         truth, vs = sim.volume, config.voxel_size
         angles, true_xf = sim.angles, sim.xf
         found: dict[str, tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = {}
 
         t0 = time.perf_counter()
-        xc = align_xcorr(stack, angles)
+        xc = align_xcorr(stack, angles, lowpass=lowpass["xcorr"])
         xcorr_s = time.perf_counter() - t0
-        if level in LEVELS:
-            seconds["xcorr"] += xcorr_s
+        seconds["xcorr"] += xcorr_s
         found["xcorr"] = (xc, None, reconstruct_corrected(stack, angles, xc, thickness=depth))
 
         t0 = time.perf_counter()
@@ -260,9 +509,9 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
             thickness=depth,
             iterations=sizes["projmatch_iterations"],
             start=xc,
+            lowpass=lowpass["projmatch"],
         )
-        if level in LEVELS:  # projmatch starts from xcorr
-            seconds["projmatch"] += time.perf_counter() - t0 + xcorr_s
+        seconds["projmatch"] += time.perf_counter() - t0 + xcorr_s  # it starts from xcorr
         found["projmatch"] = (
             pm,
             None,
@@ -277,56 +526,46 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
             thickness=depth,
             log2_table_size=16,
         )
-        if level == CTF_LEVEL:  # the raw stack and its CTF (no phase flip)
-            ctf = TiltSeriesCTF(
-                angles=angles,
-                defocus_u_um=config.defocus_um,
-                voltage_kv=config.voltage_kv,
-                spherical_aberration_mm=config.spherical_aberration_mm,
-                amplitude_contrast=config.amplitude_contrast,
-            )
-            fit = fit_icetide(
-                sim.stack,
-                TiltGeometry(angles=angles),
-                config=ic_config,
-                ctf=ctf,
-                pixel_size_A=vs,
-                device=device,
-            )
-            values["seconds_icetide_local_ctf"] = fit.seconds
-            values["icetide_ctf_patch_px"] = ic_config.ctf_patch
-            values["icetide_ctf_padding_px"] = ctf_padding(ctf, vs)
-        else:
-            fit = fit_icetide(stack, TiltGeometry(angles=angles), config=ic_config, device=device)
-        if level in LEVELS:
-            seconds["icetide"] += fit.seconds
+        ctf = TiltSeriesCTF(
+            angles=angles,
+            defocus_u_um=config.defocus_um,
+            voltage_kv=config.voltage_kv,
+            spherical_aberration_mm=config.spherical_aberration_mm,
+            amplitude_contrast=config.amplitude_contrast,
+        )
+        fit = fit_icetide(  # the raw stack and its CTF (no phase flip)
+            sim.stack,
+            TiltGeometry(angles=angles),
+            config=ic_config,
+            ctf=ctf,
+            pixel_size_A=vs,
+            device=device,
+        )
+        values[f"seconds_icetide_{level}"] = fit.seconds
+        seconds["icetide"] += fit.seconds
         found["icetide"] = (fit.xf, fit.control, fit.volume)
         oracle_volume = reconstruct_corrected(
             stack, angles, true_xf, control=sim.control, thickness=depth
         )
         found["oracle"] = (true_xf, sim.control, oracle_volume)
+        values.update(_floor(level, config, sim))
 
         for method, (xf, control, volume) in found.items():
             err = alignment_errors(
                 xf, true_xf, control=control, true_displacement=sim.displacement, angles=angles
             )
             score = _scores(volume, truth, vs)
-            values[f"shift_err_median_px_{method}_{level}"] = err["shift_err_median_px"]
-            values[f"shift_err_p90_px_{method}_{level}"] = err["shift_err_p90_px"]
-            values[f"rotation_err_deg_{method}_{level}"] = err["rotation_err_deg"]
-            values[f"rotation_err_deg_volrot_removed_{method}_{level}"] = err[
-                "rotation_err_deg_volume_rotation_removed"
-            ]
+            values.update(_error_keys(err, method, level))
             values[f"fsc0143_A_{method}_{level}"] = score["fsc0143_A"]
             values[f"fsc05_A_{method}_{level}"] = score["fsc05_A"]
             values[f"corr_{method}_{level}"] = score["corr"]
-            if method == "icetide" and level in ("local", CTF_LEVEL):
+            if method == "icetide" and level == "local":
                 values[f"local_field_rmse_px_icetide_{level}"] = err["local_field_rmse_px"]
                 rest = split_rigid(sim.displacement)[2]  # what is scored as local
                 values[f"local_field_rms_px_true_{level}"] = float(
                     rest.square().sum(-1).mean().sqrt()
                 )
-        if level == "local":  # for the figures: shifts per tilt and central slices
+        if level == "local":  # for the figures (the hardest level): shifts and slices
             values["angles_local"] = angles.tolist()
             for method in ("icetide", "xcorr", "projmatch", "oracle"):
                 # effective shifts (rigid + mean local field), volume translation removed
@@ -343,18 +582,20 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
                 values[f"shifts_{method}_local"] = (shift - offset).tolist()
                 values[f"slice_{method}_local"] = found[method][2][depth // 2].tolist()
             values["slice_truth_local"] = truth[depth // 2].tolist()
-        if level == CTF_LEVEL:  # central slices with the CTF (the hardest level)
-            for method in METHODS:
-                values[f"slice_{method}_{level}"] = found[method][2][depth // 2].tolist()
-            values[f"slice_truth_{level}"] = truth[depth // 2].tolist()
         for method in METHODS:
-            if method != "oracle":
+            if method not in ("icetide", "oracle"):
                 report.compare(
                     f"{level}: shift error median, icetide vs {method}",
                     values[f"shift_err_median_px_icetide_{level}"],
                     values[f"shift_err_median_px_{method}_{level}"],
                     unit="px",
                 )
+        report.compare(
+            f"{level}: rotation error, icetide vs floor (oracle volume)",
+            values[f"rotation_err_deg_icetide_{level}"],
+            values[f"rotation_err_deg_floor_{level}"],
+            unit="deg",
+        )
         report.compare(
             f"{level}: FSC 0.143, icetide vs oracle",
             values[f"fsc0143_A_icetide_{level}"],
@@ -373,13 +614,27 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
     values["device"] = device
     values["dose_e_per_A2"] = DOSE
     values["defocus_um"] = DEFOCUS_UM
+    values["icetide_ctf_patch_px"] = ic_config.ctf_patch
+    values["icetide_ctf_padding_px"] = ctf_padding(ctf, vs)
+    values["icetide_ctf_lowpass"] = ic_config.ctf_lowpass
+    values["icetide_ctf_lowpass_from"] = ic_config.ctf_lowpass_from
+    values["icetide_ctf_lowpass_to"] = ic_config.ctf_lowpass_to
+    values["icetide_ctf_wiener"] = ic_config.ctf_wiener
+    values["icetide_ctf_first_zero_cycles_per_px"] = float(ctf_first_zero(ctf, vs).min())
+    values["floor_iterations"] = FLOOR_ITERATIONS
+    values["floor_fd_step_deg"] = FLOOR_FD_STEP[0]
+    values["floor_fd_step_px"] = FLOOR_FD_STEP[1]
+    values["floor_polish_finest_step"] = FLOOR_POLISH_STEPS[-1]
+    values["floor_scan_step_deg"] = FLOOR_SCAN_STEP_DEG
+    values["xcorr_lowpass_cycles_per_px"] = lowpass["xcorr"]
+    values["projmatch_lowpass_cycles_per_px"] = lowpass["projmatch"]
     if sizes["timing_steps"]:
         values.update(_timing(sizes["timing_steps"], device))
     return report
 
 
 def figures(values: dict, out_dir: Path, *, force: bool) -> list[Path]:
-    """Slices of every method at ``local`` (and ``local_ctf``), recovered vs true shifts."""
+    """Slices of every method at ``local`` (the hardest level), recovered vs true shifts."""
     import matplotlib
     import numpy as np
 
@@ -389,16 +644,15 @@ def figures(values: dict, out_dir: Path, *, force: bool) -> list[Path]:
     from inversa.core.io import atomic_write
 
     written = []
-    for level in ("local", CTF_LEVEL):
-        if f"slice_truth_{level}" not in values:  # no CTF level in --quick
-            continue
+    for level in ("local",):
         fig, axes = plt.subplots(1, 5, figsize=(15, 3.2))
         for ax, name in zip(axes, ("truth", *METHODS), strict=True):
             ax.imshow(np.asarray(values[f"slice_{name}_{level}"]), cmap="gray")
             fsc = values.get(f"fsc0143_A_{name}_{level}")
             ax.set_title(name if name == "truth" else f"{name}: {fsc:.0f} A")
             ax.axis("off")
-        fig.suptitle(f"level {level}: central z slice (FSC 0.143)")
+        ctf = f", {values['defocus_um']:g} um CTF" if values.get("defocus_um") else ""
+        fig.suptitle(f"level {level}{ctf}: central z slice (FSC 0.143)")
         path = out_dir / f"icetide_slices_{level}.png"
         with atomic_write(path, force=force) as tmp:
             fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")

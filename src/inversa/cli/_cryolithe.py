@@ -26,6 +26,16 @@ def train(
     steps: int = typer.Option(None, "--steps", min=1, help="Optimiser steps (default 1000)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in OUT_DIR."),
     threads: int = typer.Option(0, "--threads", min=0, help="Torch CPU threads (0: default)."),
+    row_features: int = typer.Option(
+        None, "--row-features", min=1, help="Width of the per-row map (default 16)."
+    ),
+    set_features: int = typer.Option(
+        None, "--set-features", min=1, help="Width of the set layer (default 32)."
+    ),
+    row_out: int = typer.Option(None, "--row-out", min=1, help="Features per row (default 8)."),
+    head_hidden: str = typer.Option(
+        None, "--head-hidden", help="Hidden widths of the head MLP, e.g. 256,128 (default 128,64)."
+    ),
     device: str = Device,
     force: bool = Force,
 ) -> None:
@@ -34,6 +44,24 @@ def train(
 
     from inversa.cryolithe import train_and_save
 
+    sizes = {
+        k: v
+        for k, v in (
+            ("row_features", row_features),
+            ("set_features", set_features),
+            ("row_out", row_out),
+        )
+        if v is not None
+    }
+    if head_hidden is not None:
+        try:
+            sizes["head_hidden"] = tuple(int(w) for w in head_hidden.split(",") if w.strip())
+        except ValueError:
+            raise typer.BadParameter(
+                "comma-separated integers", param_hint="--head-hidden"
+            ) from None
+        if not sizes["head_hidden"] or min(sizes["head_hidden"]) < 1:
+            raise typer.BadParameter("positive integers", param_hint="--head-hidden")
     heads = ["pixel", "wavelet"] if head == "both" else [head]
     files = [
         out_dir / f"{n}_{h}{e}"
@@ -53,6 +81,7 @@ def train(
             resume=resume,
             device=device,
             force=force or resume,
+            sizes=sizes,
         )
         typer.echo(
             f"{path}: {info['parameters']} parameters, loss {info['final_loss']:.4g}, "

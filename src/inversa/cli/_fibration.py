@@ -43,6 +43,12 @@ def learn(
     init: Path = typer.Option(
         None, "--init", help="Continue from a saved model of the same transform and size."
     ),
+    restarts: int = typer.Option(
+        2,
+        "--restarts",
+        min=0,
+        help="Fresh starts of a fit that found no curves by the end of its anneal.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the data and the weights."),
     device: str = Device,
     force: bool = Force,
@@ -69,7 +75,7 @@ def learn(
         samples=samples,
         bandwidth=bandwidth,
         noise=noise,
-        fit=FitConfig(steps=steps, lr=lr),
+        fit=FitConfig(steps=steps, lr=lr, restarts=restarts),
         levelset=LevelSetConfig(delta=delta, eps_px=eps_px),
         seed=seed,
     )

@@ -22,7 +22,13 @@ def icetide(
     tiltseries: Path = typer.Argument(..., help="Raw tilt-series MRC stack (square, even size)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     angles: Path = typer.Option(None, help=".tlt file (default: the stack's .tlt sidecar)."),
-    xf: Path = typer.Option(None, help="Starting IMOD .xf (default: start from zero)."),
+    xf: Path = typer.Option(None, help="Starting IMOD .xf (default: see --init)."),
+    init: str = typer.Option(
+        "zero",
+        "--init",
+        help="Start of the alignment without --xf: 'zero', 'xcorr' (align-tilts' xcorr, on "
+        "the phase-flipped stack with --defocus) or an IMOD .xf file (as --xf).",
+    ),
     steps: int = typer.Option(1500, min=1, help="Optimiser steps."),
     local_grid: int = typer.Option(
         10, "--local-grid", min=0, help="Local-field control points per axis (0: rigid only)."
@@ -49,6 +55,13 @@ def icetide(
     ctf_patch: int = typer.Option(
         16, min=1, help="With --defocus: side in pixels of the compared detector patches."
     ),
+    ctf_lowpass: float = typer.Option(
+        0.5,
+        min=0.0,
+        max=1.0,
+        help="With --defocus: fraction of the steps fitted first to the CTF-restored data "
+        "low-passed below each tilt's first CTF zero (coarse to fine; 0: none).",
+    ),
     voxel_size: float = VoxelSize,
     device: str = Device,
     force: bool = Force,
@@ -72,6 +85,10 @@ def icetide(
         run_icetide,
     )
 
+    if init not in ("zero", "xcorr"):
+        if xf is not None:
+            raise InputError(Path(init), "give a starting .xf with --xf or --init, not both")
+        xf, init = Path(init), "zero"
     defocus_file = None
     if defocus is not None:
         try:
@@ -104,6 +121,8 @@ def icetide(
         local_grid=local_grid,
         thickness=thickness,
         ctf_patch=ctf_patch,
+        ctf_lowpass=ctf_lowpass,
+        init=init,
         seed=seed,
     )
     diverged = interrupted = None

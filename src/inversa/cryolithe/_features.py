@@ -58,24 +58,45 @@ def prepare_projections(data: torch.Tensor, *, cutoff: float = 1.0) -> torch.Ten
     return _padded_projections(data, 0, cutoff=cutoff)
 
 
-def _padded_projections(data: torch.Tensor, pad: int, *, cutoff: float = 1.0) -> torch.Tensor:
+def _padded_projections(
+    data: torch.Tensor, pad: int, *, cutoff: float = 1.0, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """:func:`prepare_projections` written into the middle of a zero border of ``pad`` px.
 
     Tilts are filtered one at a time straight into the output, so the only image-sized
     arrays are the input and the ``(T, H + 2 pad, W + 2 pad)`` result (the ramp
     filter's zero-padded FFT is made for one tilt at a time, not for the stack).
+
+    With a narrower ``dtype`` (``torch.float16``: half the memory of the stack that
+    streaming inference holds) the stack's standard deviation is found first, from
+    float64 sums over the tilts filtered one at a time, and each tilt is filtered again,
+    scaled in float32 and rounded once (unit std values: a relative rounding of at most
+    ``2**-11``).
     """
     if data.ndim != 3:
         raise InputError(None, f"a tilt series must be (T, H, W); got {tuple(data.shape)}")
     n_tilts, height, width = data.shape
-    out = torch.zeros(
-        (n_tilts, height + 2 * pad, width + 2 * pad), dtype=torch.float32, device=data.device
-    )
-    inner = out[:, pad : pad + height, pad : pad + width]
-    for t in range(n_tilts):
+
+    def filtered(t: int) -> torch.Tensor:
         x = data[t].to(torch.float32)
-        inner[t] = apply_ramp_filter(x - x.mean(), dim=-1, name="cosine", cutoff=cutoff)
-    return out.div_(inner.std().clamp_min(1e-12))
+        return apply_ramp_filter(x - x.mean(), dim=-1, name="cosine", cutoff=cutoff)
+
+    out = torch.zeros((n_tilts, height + 2 * pad, width + 2 * pad), dtype=dtype, device=data.device)
+    inner = out[:, pad : pad + height, pad : pad + width]
+    if dtype == torch.float32:
+        for t in range(n_tilts):
+            inner[t] = filtered(t)
+        return out.div_(inner.std().clamp_min(1e-12))
+    sums = torch.zeros(2, dtype=torch.float64, device=data.device)
+    for t in range(n_tilts):
+        f = filtered(t).to(torch.float64)
+        sums += torch.stack([f.sum(), f.square().sum()])
+    n = n_tilts * height * width
+    var = (sums[1] - sums[0].square() / n) / max(n - 1, 1)
+    scale = var.clamp_min(0.0).sqrt().clamp_min(1e-12).to(torch.float32)
+    for t in range(n_tilts):
+        inner[t] = (filtered(t) / scale).to(dtype)
+    return out
 
 
 def align_images(images: torch.Tensor, geometry: TiltGeometry) -> torch.Tensor:
@@ -251,7 +272,8 @@ def _window_patches(padded: torch.Tensor, centre: torch.Tensor, patch_size: int)
     Parameters
     ----------
     padded
-        ``(T, H + 2 (P + 1), W + 2 (P + 1))``, the ``(T, H, W)`` images in the middle.
+        ``(T, H + 2 (P + 1), W + 2 (P + 1))``, the ``(T, H, W)`` images in the middle
+        (float32, or float16 upcast window by window).
     centre
         ``(T, N, 2)`` patch centres ``(x, y)`` in pixels about the image centre.
     patch_size
@@ -271,7 +293,8 @@ def _window_patches(padded: torch.Tensor, centre: torch.Tensor, patch_size: int)
     y0 = start[..., 1].clamp(-p1, height).long() + p1
     rows = y0[..., None] + torch.arange(p1, device=padded.device)  # (T, N, P + 1)
     tilt = torch.arange(n_tilts, device=padded.device)[:, None, None]
-    window = segments[tilt, rows, x0[..., None]]  # (T, N, P + 1, P + 1): [t, n, row, col]
+    # (T, N, P + 1, P + 1): [t, n, row, col], upcast when the images are stored narrower
+    window = segments[tilt, rows, x0[..., None]].to(frac.dtype)
     across = torch.lerp(window[..., :-1], window[..., 1:], frac[..., 0, None, None])
     del window
     return torch.lerp(across[:, :, :-1], across[:, :, 1:], frac[..., 1, None, None])

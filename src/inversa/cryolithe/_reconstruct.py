@@ -100,6 +100,7 @@ def reconstruct(
     exact_xf: bool = False,
     out: Any = None,
     workers: int | None = None,
+    images_dtype: torch.dtype = torch.float16,
 ) -> Any:
     """Reconstruct a tomogram with a trained SliceSet network, ``chunk`` points at a time.
 
@@ -142,6 +143,13 @@ def reconstruct(
         thread count is restored afterwards): many small multi-threaded operations per
         chunk stall whenever one of their threads is descheduled on a busy machine,
         whole chunks per thread do not. The result does not depend on it.
+    images_dtype
+        How the padded, ramp-filtered images that the whole run reads from are stored:
+        ``torch.float16`` (default) halves the one array that grows with the image size
+        (41 tilts of 256^2: 6 MiB instead of 12 MiB); every window of samples is upcast
+        to float32 before interpolation, so only the stored samples are rounded (relative
+        ``2**-11``; the tomogram is equal to the float32 one within about 1e-3 of its
+        standard deviation, tested). ``torch.float32``: the training path's values.
 
     Returns
     -------
@@ -153,6 +161,8 @@ def reconstruct(
     n_tilts, height, width = data.shape
     if geometry.n_tilts != n_tilts:
         raise InputError(None, f"{geometry.n_tilts} tilt angles for a stack of {n_tilts} images")
+    if images_dtype not in (torch.float16, torch.float32):
+        raise InputError(None, f"images_dtype must be torch.float16 or float32, not {images_dtype}")
     if len(shape) != 3 or min(shape) < 1 or tuple(shape[1:]) != (height, width):
         raise InputError(
             None, f"volume shape {tuple(shape)} does not fit images of {(height, width)}"
@@ -171,11 +181,13 @@ def reconstruct(
     if geo.xf is None or _is_shift_only(geo.xf):
         # One zero-padded copy of the prepared images for the whole run (the fast,
         # axis-aligned sampling path).
-        padded = _padded_projections(data.to(device), patch_size + 1)
+        padded = _padded_projections(data.to(device), patch_size + 1, dtype=images_dtype)
     elif not exact_xf:
         # In-plane rotations would turn every patch: resample the images into the aligned
         # frame once, so patches are axis-aligned (the fast sampling path).
-        padded = _pad_images(align_images(prepare_projections(data.to(device)), geo), patch_size)
+        aligned = align_images(prepare_projections(data.to(device)), geo)
+        padded = _pad_images(aligned.to(images_dtype), patch_size)
+        del aligned
         geo = geo.replace(xf=None)
     else:
         images = prepare_projections(data.to(device))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -237,11 +238,13 @@ def train_and_save(
     device: str = "cpu",
     force: bool = False,
     progress: bool = True,
+    sizes: dict | None = None,
 ) -> tuple[Path, dict]:
     """Train one head and write ``cryolithe_{head}.safetensors`` and ``training_{head}.json``.
 
     The checkpoint ``checkpoint_{head}.pt`` in ``out_dir`` is kept, so ``resume=True``
-    continues an interrupted run.
+    continues an interrupted run. ``sizes`` overrides network widths of
+    :class:`SliceSetConfig` (e.g. ``{"set_features": 64}``); the head is ``head``.
 
     Returns
     -------
@@ -255,6 +258,9 @@ def train_and_save(
     config = quick_config(head, steps) if quick else TrainingConfig(model=SliceSetConfig(head=head))
     if steps is not None and not quick:
         config = TrainingConfig(model=config.model, data=config.data, steps=steps)
+    if sizes:
+        wider = SliceSetConfig.from_dict({**config.model.to_dict(), **sizes, "head": head})
+        config = dataclasses.replace(config, model=wider)
     model, info = train_model(
         config,
         checkpoint=out_dir / f"checkpoint_{head}.pt",

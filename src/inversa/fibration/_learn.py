@@ -73,7 +73,9 @@ class LearnConfig:
     bandwidth: float = 4.0
     noise: float = 0.0
     n_test: int = 32
-    fit: FitConfig = dataclasses.field(default_factory=lambda: FitConfig(steps=600, lr=1e-2))
+    fit: FitConfig = dataclasses.field(
+        default_factory=lambda: FitConfig(steps=600, lr=1e-2, restarts=2)
+    )
     levelset: LevelSetConfig = dataclasses.field(default_factory=LevelSetConfig)
     seed: int = 0
 
@@ -194,6 +196,7 @@ def learn(
         "noise": config.noise,
         "steps": config.fit.steps,
         "lr": config.fit.lr,
+        "restarts": model.restarts,
         "levelset": dataclasses.asdict(model.model.config),
         "seed": config.seed,
         "training_seconds": seconds,

@@ -66,9 +66,15 @@ class _CoordinateNet(nn.Module):
         max_frequency: float,
         generator: torch.Generator,
         residual_init: float = 1.0,
+        quadratic: bool = False,
     ) -> None:
         super().__init__()
         self.encode = _encoder(dim, n_frequencies, max_frequency)
+        # Optional second-order term Q [x_i x_j]_{i <= j}, zero at the start (the features
+        # start affine) but one linear layer away from conics.
+        self.quadratic = nn.Linear(dim * (dim + 1) // 2, out, bias=False) if quadratic else None
+        if self.quadratic is not None:
+            nn.init.zeros_(self.quadratic.weight)
         width = dim + self.encode.out_features
         self.mlp = MLP(
             MLPConfig(
@@ -85,7 +91,11 @@ class _CoordinateNet(nn.Module):
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """``(..., d) -> (..., out)``."""
-        return self.linear(coords) + self.mlp(torch.cat([coords, self.encode(coords)], dim=-1))
+        out = self.linear(coords) + self.mlp(torch.cat([coords, self.encode(coords)], dim=-1))
+        if self.quadratic is None:
+            return out
+        i, j = torch.triu_indices(coords.shape[-1], coords.shape[-1], device=coords.device)
+        return out + self.quadratic(coords[..., i] * coords[..., j])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,6 +140,19 @@ class LevelSetConfig:
     hat_end
         With ``delta="hat"``: the fraction of the steps at which the Gaussian-to-hat blend
         ends (it starts at ``anneal``); in ``[anneal, 1]``.
+    anchor
+        Weight of the anchoring penalty added to the training loss
+        (:meth:`LevelSetNet.fit_terms`): the zero set of every level-set function must
+        cross the pixel grid, ``min_x |phi_c(x, y)| <= sigma`` (the current delta's
+        standard deviation), penalised as ``anchor * mean relu(min_x |phi_c| / sigma - 1)^2``.
+        Every output of the three transforms integrates over a curve that crosses the
+        image, so the truth pays nothing. Without it (``0``) a fit whose initial curves
+        are misplaced can shift ``phi`` off the image: the kernel, the loss's gradient and
+        the fit die (relative error exactly 1, the collapse of the 64^2 benchmark).
+    quadratic
+        Give the key features a second-order term in ``x`` (``x1^2, x1 x2, x2^2``),
+        starting at zero: the level sets start as the same lines but are one linear layer
+        away from conics (circles), which the Fourier-feature MLP reaches only slowly.
     """
 
     feature_dim: int = 16
@@ -143,6 +166,8 @@ class LevelSetConfig:
     eps_start_px: float = 8.0
     anneal: float = 0.3
     hat_end: float = 0.4
+    anchor: float = 0.0
+    quadratic: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.eps_px <= self.eps_start_px or not 0 <= self.anneal <= 1:
@@ -151,6 +176,8 @@ class LevelSetConfig:
             raise InputError(None, "need anneal <= hat_end <= 1")
         if self.feature_dim < 1 or self.channels < 1 or self.amplitude_rank < 1:
             raise InputError(None, "feature_dim, channels and amplitude_rank must be >= 1")
+        if not self.anchor >= 0:
+            raise InputError(None, f"anchor must be >= 0, got {self.anchor}")
         if self.delta not in ("gaussian", "hat"):
             raise InputError(None, f"delta must be 'gaussian' or 'hat', got {self.delta!r}")
 
@@ -210,7 +237,7 @@ class LevelSetNet(nn.Module):
             "generator": g,
             "residual_init": 0.1,
         }
-        self.key = _CoordinateNet(2, c * m + r, **common)
+        self.key = _CoordinateNet(2, c * m + r, quadratic=config.quadratic, **common)
         self.query = _CoordinateNet(out_coords.shape[-1], c * m + r, **common)
         with torch.no_grad():  # the amplitude starts constant
             for net in (self.key, self.query):
@@ -281,6 +308,10 @@ class LevelSetNet(nn.Module):
 
     def kernel(self, index: torch.Tensor | None = None) -> torch.Tensor:
         """Quadrature-weighted kernel ``(Yb, X)`` of the outputs ``index`` (all if ``None``)."""
+        return self._kernel_phi(index)[0]
+
+    def _kernel_phi(self, index: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Kernel ``(Yb, X)`` and level-set functions ``(c, Yb, X)``."""
         cfg = self.config
         y = self.y_coords if index is None else self.y_coords[index]
         q, k, u, v = self.features(self.x_coords, y)
@@ -288,16 +319,39 @@ class LevelSetNet(nn.Module):
         eps = self.eps * self.eps_factor
         logit = u @ v.T / math.sqrt(cfg.amplitude_rank) + self.log_gain
         weight = (2.0 / self.size) ** 2
-        if cfg.delta == "gaussian":  # one fused exponential for amplitude and deltas
+        if cfg.delta == "gaussian":
             norm = weight / (math.sqrt(2 * math.pi) * eps) ** cfg.channels
-            return torch.exp(logit - (0.5 / eps**2) * phi.square().sum(0)) * norm
-        # The hat is applied to the first (cutting) channel only: a hat has a kink at 0,
-        # so a further channel that does not cut would modulate the kernel along its own
-        # zero set; those channels use the Gaussian of the same variance.
-        delta = smooth_delta(phi[0], eps, cfg.delta, blend=self.blend)
-        if cfg.channels > 1:
-            delta = delta * smooth_delta(phi[1:], eps, cfg.delta, blend=0.0).prod(dim=0)
-        return torch.exp(logit) * delta * weight
+            delta = torch.exp(-(0.5 / eps**2) * phi.square().sum(0)) * norm
+        else:
+            # The hat is applied to the first (cutting) channel only: a hat has a kink at
+            # 0, so a further channel that does not cut would modulate the kernel along
+            # its own zero set; those channels use the Gaussian of the same variance.
+            delta = smooth_delta(phi[0], eps, cfg.delta, blend=self.blend) * weight
+            if cfg.channels > 1:
+                delta = delta * smooth_delta(phi[1:], eps, cfg.delta, blend=0.0).prod(dim=0)
+        return torch.exp(logit) * delta, phi
+
+    def anchor_gap(self, phi: torch.Tensor) -> torch.Tensor:
+        """``min_x |phi_c(x, y)|`` in units of the current delta's standard deviation.
+
+        ``phi (c, Yb, X)`` -> ``(c, Yb)``; above 1 the zero set of ``phi_c(., y)`` misses
+        every pixel by more than the delta's width.
+        """
+        return phi.abs().amin(dim=-1) / (self.sigma * self.eps_factor)
+
+    def fit_terms(
+        self, f: torch.Tensor, index: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training forward pass: outputs ``(B, Yb)`` and the anchoring penalty (scalar).
+
+        See ``LevelSetConfig.anchor``; the penalty is 0 when ``anchor`` is 0.
+        """
+        kernel, phi = self._kernel_phi(index)
+        out = f.flatten(-2) @ kernel.T
+        if self.config.anchor <= 0:
+            return out, out.new_zeros(())
+        gap = F.relu(self.anchor_gap(phi) - 1.0).square().mean()
+        return out, self.config.anchor * gap
 
     def forward(self, f: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """``f (B, N, N)``, ``index (Yb,)`` -> ``(B, Yb)``."""

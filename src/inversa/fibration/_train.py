@@ -36,6 +36,13 @@ class FitConfig:
         loss smoothed over about 20 steps (exponential average): stop once its lowest value
         is ``patience`` steps old; 0 runs all ``steps``. The level-set network is watched
         only once its delta has its final width and shape (after ``anneal`` / ``hat_end``).
+    restarts, dead_loss
+        Level-set network only: when its training loss (relative squared error, averaged
+        over about 10 steps) is still at or above ``dead_loss`` once its delta has reached
+        its final width (the ``anneal`` fraction of the steps), the fit has found no curves
+        (or collapsed to a zero kernel, loss 1): it is abandoned and started again from a
+        new initialisation (seed ``seed + 7919 k`` for the ``k``-th restart), at most
+        ``restarts`` times; the last attempt runs to the end whatever its loss.
     """
 
     steps: int = 400
@@ -44,10 +51,14 @@ class FitConfig:
     outputs: int = 512
     progress: bool = False
     patience: int = 0
+    restarts: int = 0
+    dead_loss: float = 0.98
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch < 1 or self.outputs < 1 or self.patience < 0:
             raise InputError(None, "steps, patience must be >= 0 and batch, outputs >= 1")
+        if self.restarts < 0 or not 0 < self.dead_loss:
+            raise InputError(None, "restarts must be >= 0 and dead_loss > 0")
         if not self.lr > 0:
             raise InputError(None, f"lr must be positive, got {self.lr}")
 
@@ -59,6 +70,7 @@ class FittedOperator(nn.Module):
         super().__init__()
         self.kind = kind
         self.steps_run = 0  # optimiser steps of the fit (fewer than asked on early stopping)
+        self.restarts = 0  # fresh starts after a dead fit (``FitConfig.restarts``)
         self.model = model
         self.register_buffer("scale", torch.tensor(float(scale)))
 
@@ -104,6 +116,54 @@ def fit_operator(
     init
         A fitted model of the same kind to continue from (its weights are copied).
     """
+    if kind != "levelset" or config.restarts == 0 or init is not None:
+        return _fit_once(kind, inputs, outputs, out_coords, config, seed, levelset, device, init)
+    wasted = 0
+    for attempt in range(config.restarts + 1):
+        last = attempt == config.restarts
+        try:
+            fitted = _fit_once(
+                kind,
+                inputs,
+                outputs,
+                out_coords,
+                config,
+                seed + 7919 * attempt,
+                levelset,
+                device,
+                None,
+                dead_check=not last,
+            )
+        except _DeadFit as dead:
+            wasted += dead.steps
+            continue
+        fitted.restarts = attempt
+        fitted.steps_run += wasted
+        return fitted
+    raise AssertionError("unreachable: the last attempt is not checked")
+
+
+class _DeadFit(Exception):
+    """A level-set fit found nothing by the end of its anneal (see ``FitConfig.restarts``)."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__(f"dead fit after {steps} steps")
+        self.steps = steps
+
+
+def _fit_once(
+    kind: str,
+    inputs: torch.Tensor,
+    outputs: torch.Tensor,
+    out_coords: torch.Tensor,
+    config: FitConfig,
+    seed: int,
+    levelset: LevelSetConfig | None,
+    device: str | torch.device,
+    init: FittedOperator | None,
+    *,
+    dead_check: bool = False,
+) -> FittedOperator:
     n, size = inputs.shape[0], inputs.shape[-1]
     x = inputs.to(device=device, dtype=torch.float32)
     y = outputs.reshape(n, -1).to(device=device, dtype=torch.float32)
@@ -127,8 +187,10 @@ def fit_operator(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.steps, 1))
 
     anneal = getattr(model, "anneal", None)
+    fit_terms = getattr(model, "fit_terms", None)
     settled = _settled_fraction(model)
-    smooth = {"ema": None}
+    smooth = {"ema": None, "recent": None}
+    check_step = round(model.config.anneal * config.steps) if dead_check else -1
 
     def loss_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         fraction = step / max(config.steps, 1)
@@ -138,12 +200,21 @@ def fit_operator(
         rows = torch.randperm(n, generator=g)[:batch].to(device)
         cols = torch.randperm(n_out, generator=g)[:n_pick].to(device)
         target = yn[rows][:, cols]
-        pred = model(x[rows], cols)
+        if fit_terms is not None:  # the level-set network: outputs and its anchoring penalty
+            pred, penalty = fit_terms(x[rows], cols)
+        else:
+            pred, penalty = model(x[rows], cols), None
         loss = (pred - target).square().mean() / target.square().mean().clamp_min(1e-12)
+        value = float(loss.detach())
+        if penalty is not None:
+            loss = loss + penalty
+        recent = smooth["recent"]
+        smooth["recent"] = value if recent is None else 0.9 * recent + 0.1 * value
+        if step == check_step and smooth["recent"] >= config.dead_loss:
+            raise _DeadFit(step)
         if fraction < settled:  # not watched yet: a value that improves every step
             smooth["ema"] = None
             return loss, {"smoothed": 1e12 - step}
-        value = float(loss.detach())
         ema = value if smooth["ema"] is None else 0.95 * smooth["ema"] + 0.05 * value
         smooth["ema"] = ema
         return loss, {"smoothed": ema}

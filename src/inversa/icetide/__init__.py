@@ -12,6 +12,10 @@
   defocus file: :func:`read_ctf`), the fit renders detector patches filtered through it
   (:func:`filter_patches`, margin :func:`ctf_padding`); :func:`phase_flip_tilts` flips a
   stack as IMOD's ``ctfphaseflip`` does for the classical peers and the corrected WBP.
+  Coarse to fine under a CTF (``IceTideConfig.ctf_lowpass``): an early phase fits single
+  rays to the data Wiener-restored and low-passed below each tilt's first CTF zero
+  (:func:`ctf_first_zero`, :func:`restore_lowpass`); ``IceTideConfig.init = "xcorr"``
+  starts from :func:`align_xcorr`.
 
 See ``docs/icetide.md``.
 """
@@ -45,10 +49,12 @@ from inversa.icetide._peers import (
     split_rigid,
 )
 from inversa.icetide._render import (
+    ctf_first_zero,
     ctf_padding,
     filter_patches,
     ray_half_length,
     render_rays,
+    restore_lowpass,
     volume_to_unit,
 )
 
@@ -64,6 +70,7 @@ __all__ = [
     "check_stack",
     "corrected_stack",
     "cross_correlation_shift",
+    "ctf_first_zero",
     "ctf_padding",
     "filter_patches",
     "fit_icetide",
@@ -76,6 +83,7 @@ __all__ = [
     "read_tilt_series",
     "reconstruct_corrected",
     "render_rays",
+    "restore_lowpass",
     "rigid_free",
     "rigid_xf",
     "run_icetide",

@@ -27,7 +27,13 @@ from inversa.core.errors import InputError
 from inversa.core.fields import HashGridConfig, MLPConfig, NeuralField, NeuralFieldConfig
 from inversa.core.training import TrainConfig, load_checkpoint, train
 from inversa.icetide._deformation import TiltDeformation
-from inversa.icetide._render import ctf_padding, filter_patches, render_rays
+from inversa.icetide._render import (
+    ctf_first_zero,
+    ctf_padding,
+    filter_patches,
+    render_rays,
+    restore_lowpass,
+)
 from inversa.tomography import (
     TiltGeometry,
     TiltSeriesCTF,
@@ -91,6 +97,26 @@ class IceTideConfig:
         Fraction of ``steps`` from which only the rigid alignment (shifts, rotations)
         moves: the field and the local fields are frozen (1: no such stage). An
         experiment on the rotation error, off by default (``docs/icetide.md``).
+    ctf_lowpass
+        With a CTF only: fraction of ``steps`` of a coarse-to-fine first phase (0: none).
+        In it a step compares single rendered rays, as without a CTF, with a copy of the
+        data Wiener-restored for each tilt's CTF and low-passed
+        (:func:`~inversa.icetide.restore_lowpass`) below a cutoff that widens linearly
+        from ``ctf_lowpass_from`` to ``ctf_lowpass_to`` times the tilt's first CTF zero
+        (:func:`~inversa.icetide.ctf_first_zero`); the CTF-filtered patches take over
+        after it. Early on, the blurred, CTF-corrected data give the alignment a basin as
+        wide as without a CTF, where the CTF's band-passed images have side minima a few
+        pixels apart.
+    ctf_lowpass_from, ctf_lowpass_to
+        Cutoffs at the start and the end of that phase, in units of the first CTF zero
+        (beyond 1 the restoration also corrects the CTF's sign; ``docs/icetide.md``
+        measures 1.0 and 1.5).
+    ctf_wiener
+        Wiener constant of that restoration (relative to a unit CTF).
+    init
+        Start of the rigid alignment when none is given (``geometry.xf`` is ``None``):
+        ``"zero"``, or ``"xcorr"``: :func:`~inversa.icetide.align_xcorr` of the stack
+        (phase-flipped per tilt first under a CTF, as IMOD's ``ctfphaseflip``).
     ctf_patch
         With a CTF only: side in pixels of the square detector patches compared with the
         data (each rendered with a margin of :func:`~inversa.icetide.ctf_padding` pixels
@@ -123,6 +149,11 @@ class IceTideConfig:
     local_start: float = 0.5
     level_anneal: float = 0.0
     refine_start: float = 1.0
+    ctf_lowpass: float = 0.5
+    ctf_lowpass_from: float = 0.5
+    ctf_lowpass_to: float = 1.5
+    ctf_wiener: float = 0.1
+    init: str = "zero"
     ctf_patch: int = 16
     checkpoint_every: int = 100
     seed: int = 0
@@ -138,6 +169,14 @@ class IceTideConfig:
             raise InputError(None, "need local_start <= refine_start <= 1")
         if not 0 <= self.level_anneal <= 1:
             raise InputError(None, f"level_anneal must be in [0, 1], got {self.level_anneal}")
+        if not 0 <= self.ctf_lowpass <= 1:
+            raise InputError(None, f"ctf_lowpass must be in [0, 1], got {self.ctf_lowpass}")
+        if not 0 < self.ctf_lowpass_from <= self.ctf_lowpass_to:
+            raise InputError(None, "need 0 < ctf_lowpass_from <= ctf_lowpass_to")
+        if not self.ctf_wiener > 0:
+            raise InputError(None, f"ctf_wiener must be positive, got {self.ctf_wiener}")
+        if self.init not in ("zero", "xcorr"):
+            raise InputError(None, f"init must be 'zero' or 'xcorr', got {self.init!r}")
         if self.ctf_patch < 1:
             raise InputError(None, f"ctf_patch must be positive, got {self.ctf_patch}")
         if self.thickness is not None and self.thickness < 1:
@@ -172,8 +211,11 @@ class IceTideResult:
     seconds: float = 0.0
 
 
-def _schedule(config: IceTideConfig) -> tuple[int, int, int, int, int]:
-    """Total steps, first steps of rotations and local fields, last annealed, first frozen."""
+def _schedule(config: IceTideConfig, *, ctf: bool) -> tuple[int, int, int, int, int, int]:
+    """Total, first rotation, first local, last annealed, first frozen, first post-low-pass step.
+
+    The CTF low-pass phase exists only with a CTF (``ctf``); without one its end is 0.
+    """
     steps = config.steps
     return (
         steps,
@@ -181,6 +223,7 @@ def _schedule(config: IceTideConfig) -> tuple[int, int, int, int, int]:
         round(config.local_start * steps),
         round(config.level_anneal * steps),
         round(config.refine_start * steps),
+        round(config.ctf_lowpass * steps) if ctf else 0,
     )
 
 
@@ -286,7 +329,9 @@ class IceTideModel(nn.Module):
         self.deformation = TiltDeformation(len(angles), (h, w), grid=config.local_grid, xf=xf)
         self.register_buffer("angles", angles.detach().to(torch.float32).clone())
         # Saved with the weights, so that a resume can refuse another schedule.
-        self.register_buffer("schedule", torch.tensor(_schedule(config), dtype=torch.int64))
+        self.register_buffer(
+            "schedule", torch.tensor(_schedule(config, ctf=ctf_patch > 0), dtype=torch.int64)
+        )
         self.register_buffer("data_term", torch.tensor([int(ctf_patch)], dtype=torch.int64))
         #: ``(L * F,)`` weights of the encoding's features (coarse to fine), ``None``: all 1.
         self.feature_weights: torch.Tensor | None = None
@@ -432,13 +477,18 @@ def fit_icetide(
     data = normalise_stack(stack).to(device)
     gen = torch.Generator().manual_seed(config.seed)
     ctf_patch = min(config.ctf_patch, h) if ctf is not None else 0
+    start = geometry.xf
+    if start is None and config.init == "xcorr":
+        start = _xcorr_start(stack, geometry.angles, ctf=ctf, pixel_size_A=pixel_size_A)
     model = IceTideModel(
-        shape, geometry.angles, config=config, xf=geometry.xf, generator=gen, ctf_patch=ctf_patch
+        shape, geometry.angles, config=config, xf=start, generator=gen, ctf_patch=ctf_patch
     )
     model.to(device)
     optimizer = _optimizer(model, config)
     n, s = config.rays_per_step, config.samples_per_ray
-    _steps, rot_step, local_step, anneal_step, refine_step = _schedule(config)
+    _steps, rot_step, local_step, anneal_step, refine_step, lowpass_step = _schedule(
+        config, ctf=ctf is not None
+    )
     if checkpoint is not None and Path(checkpoint).exists():
         _check_resume(Path(checkpoint), config, ctf_patch=ctf_patch)
     shift0 = model.deformation.shift.detach().clone()
@@ -449,16 +499,36 @@ def fit_icetide(
         n_patches = max(1, round(n / inner**2))
         transfer = tilt_ctf_grid(ctf, (size, size), pixel_size_A=float(pixel_size_A))
         transfer = transfer.to(device=device, dtype=torch.float32)  # (T, P, P//2+1)
+        first_zero = ctf_first_zero(ctf, float(pixel_size_A)).to(device)  # (T,) cycles/px
 
-    def draw(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Tilts ``(R,)``, raw points ``(R, N, 2)``, jitter ``(R, N, S)``, data ``(R, M)``."""
-        if ctf is None:
+    def lowpass_target(step: int) -> torch.Tensor:
+        """``(T, H, W)`` restored data, low-passed at this step's cutoff (coarse to fine)."""
+        frac = step / max(1, lowpass_step - 1)
+        scale = config.ctf_lowpass_from + (config.ctf_lowpass_to - config.ctf_lowpass_from) * frac
+        return restore_lowpass(
+            data,
+            ctf,
+            pixel_size_A=float(pixel_size_A),
+            cutoff=first_zero * scale,
+            wiener=config.ctf_wiener,
+        )
+
+    def draw(
+        g: torch.Generator, pixels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tilts ``(R,)``, raw points ``(R, N, 2)``, jitter ``(R, N, S)``, data ``(R, M)``.
+
+        ``pixels``: single rays against these ``(T, H, W)`` images; ``None``: the data
+        (single rays without a CTF, CTF-filtered patches with one).
+        """
+        if ctf is None or pixels is not None:
+            pixels = data if pixels is None else pixels
             tilts = torch.randint(0, t, (n,), generator=g)
             iy = torch.randint(0, h, (n,), generator=g)
             ix = torch.randint(0, w, (n,), generator=g)
             jitter = torch.rand(n, 1, s, generator=g)
             pts = torch.stack([ix - w // 2, iy - h // 2], -1).to(torch.float32)[:, None, :]
-            target = data[tilts.to(device), iy.to(device), ix.to(device)][:, None]
+            target = pixels[tilts.to(device), iy.to(device), ix.to(device)][:, None]
             return tilts, pts, jitter, target
         # Patches: inner corner anywhere in the image, margin rendered beyond it.
         tilts = torch.randint(0, t, (n_patches,), generator=g)
@@ -479,7 +549,8 @@ def fit_icetide(
     def loss_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         # Randomness from the step alone: a resumed run draws what the uninterrupted one did.
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        tilts, pts, jitter, target = draw(g)
+        lowpass = step < lowpass_step
+        tilts, pts, jitter, target = draw(g, lowpass_target(step) if lowpass else None)
         tilts, pts, jitter = tilts.to(device), pts.to(device), jitter.to(device)
         frozen = step >= refine_step  # only the rigid alignment moves
         for p in (*model.field.parameters(), model.deformation.control):
@@ -497,7 +568,7 @@ def fit_icetide(
             rotate=step >= rot_step,
             local=step >= local_step,
         )
-        if ctf is not None:
+        if ctf is not None and not lowpass:
             pred = filter_patches(pred.reshape(-1, size, size), transfer[tilts])
             pred = pred[:, pad : pad + inner, pad : pad + inner].reshape(len(tilts), -1)
         fit = (pred - target).abs().mean()
@@ -542,25 +613,15 @@ def fit_icetide(
 def _check_resume(path: Path, config: IceTideConfig, *, ctf_patch: int) -> None:
     """Refuse to resume a checkpoint written under another schedule or data term.
 
-    The schedule (total steps, first rotation step, first local-field step) decides what
-    every step trains, and the data term (pixels, or CTF-filtered patches of a size)
-    what it fits; continuing a run under another one would give neither run.
+    The data term (pixels, or CTF-filtered patches of a size; checked first) decides
+    what a step fits and the schedule (total steps, first rotation and local-field steps,
+    the CTF low-pass phase) what it trains; continuing a run under another one would
+    give neither run.
     """
     state = load_checkpoint(path).get("model", {})
     saved = state.get("schedule")
     if saved is None:
         raise InputError(path, "holds no ICE-TIDE schedule (another model?); use a new --out")
-    have, want = tuple(int(v) for v in saved.tolist()), _schedule(config)
-    if have != want:
-        steps, rot, local, anneal, refine = (*have, 0, 0, 0, 0, 0)[:5]
-        raise InputError(
-            path,
-            f"was written by a run of {steps} steps (rotations from step {rot}, local fields "
-            f"from step {local}, levels annealed until {anneal}, rigid-only from {refine}) "
-            f"but this run has {want[0]} steps (rotations from {want[1]}, local fields from "
-            f"{want[2]}, levels until {want[3]}, rigid-only from {want[4]}): resume with its "
-            f"schedule (--steps {steps}) or use a new --out",
-        )
     term = state.get("data_term")
     had = int(term.reshape(-1)[0]) if term is not None else 0
     if had != ctf_patch:
@@ -572,6 +633,18 @@ def _check_resume(path: Path, config: IceTideConfig, *, ctf_patch: int) -> None:
             path,
             f"was written by a run with {name(had)} but this run has {name(ctf_patch)}: "
             "resume with the same --defocus and --ctf-patch, or use a new --out",
+        )
+    have, want = tuple(int(v) for v in saved.tolist()), _schedule(config, ctf=ctf_patch > 0)
+    if have != want:
+        steps, rot, local, anneal, refine, lowpass = (*have, 0, 0, 0, 0, 0, 0)[:6]
+        raise InputError(
+            path,
+            f"was written by a run of {steps} steps (rotations from step {rot}, local fields "
+            f"from step {local}, levels annealed until {anneal}, rigid-only from {refine}, "
+            f"CTF low-pass until {lowpass}) but this run has {want[0]} steps (rotations from "
+            f"{want[1]}, local fields from {want[2]}, levels until {want[3]}, rigid-only from "
+            f"{want[4]}, CTF low-pass until {want[5]}): resume with its schedule "
+            f"(--steps {steps}) or use a new --out",
         )
 
 
@@ -655,3 +728,19 @@ def reconstruct_corrected(
         return wbp(aligned, projector).float()
     volume, _info = sirt(projector, aligned, n_iter=sirt_iterations, tol=0.0)
     return volume.float()
+
+
+def _xcorr_start(
+    stack: torch.Tensor,
+    angles: torch.Tensor,
+    *,
+    ctf: TiltSeriesCTF | None,
+    pixel_size_A: float | None,
+) -> torch.Tensor:
+    """``(T, 2, 3)`` :func:`~inversa.icetide.align_xcorr` start (phase-flipped under a CTF)."""
+    from inversa.icetide._peers import align_xcorr  # _peers builds on this module
+
+    images = stack.double()
+    if ctf is not None:
+        images = phase_flip_tilts(images, ctf, pixel_size_A=float(pixel_size_A))
+    return align_xcorr(images, angles).float()

@@ -42,7 +42,11 @@ def _bandpass(h: int, w: int, dtype: torch.dtype, low: float = 0.02, high: float
 
 
 def cross_correlation_shift(
-    reference: torch.Tensor, moving: torch.Tensor, *, max_shift: float | None = None
+    reference: torch.Tensor,
+    moving: torch.Tensor,
+    *,
+    max_shift: float | None = None,
+    lowpass: float = 0.25,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Shift ``s`` maximising ``sum_r moving(r) reference(r + s)``, with sub-pixel peak.
 
@@ -52,6 +56,10 @@ def cross_correlation_shift(
         ``(..., H, W)`` images.
     max_shift
         Search radius in pixels (``None``: the whole image).
+    lowpass
+        Gaussian low-pass of the band-pass filter, ``exp(-(k / lowpass)^2)`` with ``k``
+        in cycles per pixel (IMOD's ``tiltxcorr`` default radius, 0.25); the high-pass is
+        ``1 - exp(-(k / 0.02)^2)``.
 
     Returns
     -------
@@ -62,7 +70,7 @@ def cross_correlation_shift(
     h, w = reference.shape[-2:]
     dtype = torch.float64
     taper = _taper(h, w, dtype)
-    band = _bandpass(h, w, dtype)
+    band = _bandpass(h, w, dtype, high=lowpass)
 
     def prep(img: torch.Tensor) -> torch.Tensor:
         img = img.to(dtype)
@@ -99,7 +107,11 @@ def cross_correlation_shift(
 
 
 def align_xcorr(
-    stack: torch.Tensor, angles: torch.Tensor, *, max_shift: float | None = None
+    stack: torch.Tensor,
+    angles: torch.Tensor,
+    *,
+    max_shift: float | None = None,
+    lowpass: float = 0.25,
 ) -> torch.Tensor:
     """IMOD-like coarse alignment: cumulative neighbour cross-correlation with stretching.
 
@@ -111,6 +123,9 @@ def align_xcorr(
         ``(T,)`` tilt angles in degrees.
     max_shift
         Largest relative shift searched between neighbours (pixels); ``None``: H / 4.
+    lowpass
+        Low-pass of the correlation's filter in cycles per pixel
+        (:func:`cross_correlation_shift`).
 
     Returns
     -------
@@ -136,7 +151,7 @@ def align_xcorr(
             moved = warp_images(data[mov_i][None], stretch)[0]
             # raw_ref(r) = ideal(r + d_ref), stretched raw_mov(r) ~ ideal(r + d_mov / k):
             # sum_r moved(r) raw_ref(r + s) peaks at s = d_mov / k - d_ref.
-            s, _ = cross_correlation_shift(data[ref_i], moved, max_shift=radius)
+            s, _ = cross_correlation_shift(data[ref_i], moved, max_shift=radius, lowpass=lowpass)
             scale = torch.tensor([float(stretch[0, 0, 0]), 1.0], dtype=torch.float64)
             shifts[mov_i] = (shifts[ref_i] + s) * scale
     return rigid_xf(torch.zeros(t, dtype=torch.float64), shifts)
@@ -151,6 +166,7 @@ def align_projmatch(
     rotation_range: float = 3.0,
     rotation_step: float = 0.5,
     start: torch.Tensor | None = None,
+    lowpass: float = 0.25,
 ) -> torch.Tensor:
     """AreTomo-like projection matching: reconstruct, reproject, align each tilt, iterate.
 
@@ -169,6 +185,9 @@ def align_projmatch(
         every round.
     start
         ``(T, 2, 3)`` starting alignment; ``None`` runs :func:`align_xcorr` first.
+    lowpass
+        Low-pass of every cross-correlation in cycles per pixel
+        (:func:`cross_correlation_shift`; also :func:`align_xcorr`'s when it starts).
 
     Returns
     -------
@@ -178,7 +197,7 @@ def align_projmatch(
     check_stack(stack, len(angles))
     t, h, w = stack.shape
     data = normalise_stack(stack).double()
-    xf = align_xcorr(stack, angles) if start is None else start.double().clone()
+    xf = align_xcorr(stack, angles, lowpass=lowpass) if start is None else start.double().clone()
     geom = TiltGeometry(angles=angles.double())
     projector = TiltSeriesProjector(volume_shape=(thickness or w // 2, h, w), geometry=geom)
     step = rotation_step
@@ -187,28 +206,30 @@ def align_projmatch(
         volume = wbp(corrected_stack(data, xf), projector)
         reproj = projector.forward(volume)  # (T, H, W) ideal projections
         candidates = torch.arange(-rotation_range, rotation_range + 1e-9, step, dtype=torch.float64)
-        peaks = torch.stack([_match(reproj, data, rotation + delta)[1] for delta in candidates])
+        peaks = torch.stack(
+            [_match(reproj, data, rotation + delta, lowpass)[1] for delta in candidates]
+        )
         best = peaks.argmax(dim=0).clamp(1, len(candidates) - 2)  # (T,)
         cols = torch.arange(t)
         minus, centre, plus = peaks[best - 1, cols], peaks[best, cols], peaks[best + 1, cols]
         den = minus - 2 * centre + plus
         off = torch.where(den < 0, 0.5 * (minus - plus) / torch.where(den < 0, den, 1.0), 0.0)
         new_rot = rotation + candidates[best] + off.clamp(-1, 1) * step
-        new_shift = _match(reproj, data, new_rot)[0]
+        new_shift = _match(reproj, data, new_rot, lowpass)[0]
         xf = rigid_xf(new_rot, new_shift)
         rotation_range, step = max(2 * step, 0.25), step / 2
     return xf
 
 
 def _match(
-    reproj: torch.Tensor, data: torch.Tensor, rotation: torch.Tensor
+    reproj: torch.Tensor, data: torch.Tensor, rotation: torch.Tensor, lowpass: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Shifts ``(T, 2)`` and peaks ``(T,)`` of raw images against rotated reprojections."""
     t, h, _ = data.shape
     zero = torch.zeros(t, 2, dtype=torch.float64)
     # ideal_rot(r) = ideal(R r): raw(r) = ideal(R r + d) = ideal_rot(r + R^-1 d).
     rotated = warp_images(reproj, rigid_xf(rotation, zero))
-    s, peak = cross_correlation_shift(rotated, data, max_shift=h / 4)
+    s, peak = cross_correlation_shift(rotated, data, max_shift=h / 4, lowpass=lowpass)
     return (rigid_xf(rotation, zero)[:, :, :2] @ s[:, :, None])[:, :, 0], peak
 
 

@@ -11,6 +11,10 @@ rfft2(projection)`` in the raw detector frame. A pixel then depends on its neigh
 within the CTF's delocalisation, so rays are rendered as square detector patches with a
 margin of that width (:func:`ctf_padding`), filtered through the tilt's CTF on the padded
 patch's own frequency grid (:func:`filter_patches`) and compared in the inner part only.
+
+Coarse to fine under a CTF: :func:`ctf_first_zero` gives each tilt's first CTF zero and
+:func:`restore_lowpass` a Wiener-restored, low-passed copy of the data below a cutoff, which
+an early phase of the fit compares with single rendered rays.
 """
 
 from __future__ import annotations
@@ -20,9 +24,18 @@ from collections.abc import Callable
 
 import torch
 
-from inversa.tomography import TiltSeriesCTF, electron_wavelength_A
+from inversa.core.fourier import frequency_grid
+from inversa.tomography import TiltSeriesCTF, electron_wavelength_A, tilt_ctf_grid
 
-__all__ = ["ctf_padding", "filter_patches", "ray_half_length", "render_rays", "volume_to_unit"]
+__all__ = [
+    "ctf_first_zero",
+    "ctf_padding",
+    "filter_patches",
+    "ray_half_length",
+    "render_rays",
+    "restore_lowpass",
+    "volume_to_unit",
+]
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 
@@ -150,3 +163,82 @@ def filter_patches(patches: torch.Tensor, transfer: torch.Tensor) -> torch.Tenso
     size = patches.shape[-2:]
     spectrum = torch.fft.rfft2(patches) * transfer.to(patches.dtype)
     return torch.fft.irfft2(spectrum, s=size)
+
+
+def ctf_first_zero(
+    ctf: TiltSeriesCTF, pixel_size_A: float, *, n_radii: int = 1024, n_angles: int = 36
+) -> torch.Tensor:
+    """Each tilt's first CTF zero in cycles per pixel (the nearest over all directions).
+
+    The CTF is positive at low frequency; the first zero is the smallest radius, over
+    ``n_angles`` directions in ``[0, pi)`` (astigmatism), at which it is no longer
+    positive, sampled at ``n_radii`` radii up to Nyquist. A tilt whose CTF has no zero
+    below Nyquist gets 0.5.
+
+    Parameters
+    ----------
+    ctf
+        The tilt series' CTF.
+    pixel_size_A
+        Detector pixel size in Angstrom.
+    n_radii, n_angles
+        Sampling of the search.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(T,)`` float64 cycles per pixel, in ``(0, 0.5]``.
+    """
+    radius = torch.linspace(0.0, 0.5, n_radii + 1, dtype=torch.float64)[1:]  # cycles / px
+    phi = torch.arange(n_angles, dtype=torch.float64) * (math.pi / n_angles)
+    direction = torch.stack([torch.cos(phi), torch.sin(phi)], -1)  # (A, 2) as (k_x, k_y)
+    k = radius[:, None, None] * direction[None] / pixel_size_A  # (K, A, 2) 1/Angstrom
+    tilts = torch.arange(ctf.n_tilts)
+    value = ctf.tilt_ctf(k[None], tilts[:, None, None])  # (T, K, A)
+    below = (value <= 0).any(dim=-1)  # (T, K): some direction has crossed by this radius
+    first = torch.where(below.any(dim=1), below.to(torch.int64).argmax(dim=1), n_radii - 1)
+    return torch.where(below.any(dim=1), radius[first], torch.full_like(radius[first], 0.5))
+
+
+def restore_lowpass(
+    images: torch.Tensor,
+    ctf: TiltSeriesCTF,
+    *,
+    pixel_size_A: float,
+    cutoff: torch.Tensor,
+    wiener: float,
+) -> torch.Tensor:
+    """Wiener-restore each tilt for its CTF and low-pass it below a per-tilt cutoff.
+
+    ``irfft2(rfft2(images) * C / (C^2 + wiener) * (1 + wiener) * L)`` with ``C`` the tilt's
+    CTF in the raw frame and ``L = exp(-ln(10) (k / cutoff)^2)`` (0.1 at the cutoff). The
+    factor ``1 + wiener`` keeps a unit CTF unchanged. Below the first CTF zero this undoes
+    the CTF's weak low-frequency transfer (down to the amplitude contrast at ``k = 0``),
+    so the result is a blurred projection rather than a band-passed one; beyond it the
+    restoration also undoes the CTF's sign flips, damping the frequencies near its zeros.
+
+    Parameters
+    ----------
+    images
+        ``(T, H, W)`` images in the raw frame (e.g. the normalised stack).
+    ctf
+        Their CTF.
+    pixel_size_A
+        Pixel size in Angstrom.
+    cutoff
+        ``(T,)`` or scalar cutoff in cycles per pixel.
+    wiener
+        Wiener constant (relative to a unit CTF), > 0.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(T, H, W)`` in the dtype of ``images``.
+    """
+    t, h, w = images.shape
+    transfer = tilt_ctf_grid(ctf, (h, w), pixel_size_A=pixel_size_A, device=images.device)
+    k = frequency_grid((h, w), rfft=True, norm=True, dtype=torch.float64, device=images.device)
+    cut = torch.as_tensor(cutoff, dtype=torch.float64, device=images.device).reshape(-1, 1, 1)
+    low = torch.exp(-math.log(10.0) * (k[None] / cut).square())
+    gain = transfer / (transfer.square() + wiener) * (1.0 + wiener) * low
+    return filter_patches(images, gain.expand(t, -1, -1).to(images.dtype))
