@@ -479,3 +479,27 @@ def test_shipped_models_load_and_record_their_training(head):
     assert info["training_seconds"] > 0
     assert 0 < info["training_cpu_seconds"] <= 625.0
     assert "inversa cryolithe train" in info["command"]
+
+
+def test_make_scenes_draws_again_when_particles_do_not_fit(monkeypatch):
+    from inversa.core.errors import InputError
+    from inversa.cryolithe import _data
+
+    real = _data.make_scene
+    calls = []
+
+    def flaky(**kwargs):
+        calls.append(kwargs["n_particles"])
+        if len(calls) == 1:  # the first draw's particles do not fit
+            raise InputError(None, "could place only 4 of 5 particles without overlap")
+        return real(**kwargs)
+
+    monkeypatch.setattr(_data, "make_scene", flaky)
+    config = _data.DataConfig(n_scenes=2, shape=(32, 64, 64), particles=(1, 1), membranes=(0, 0))
+    scenes = _data.make_scenes(config)
+    assert len(scenes) == 2 and len(calls) >= 3  # the refused draw was drawn again
+    monkeypatch.setattr(
+        _data, "make_scene", lambda **kw: (_ for _ in ()).throw(InputError(None, "x"))
+    )
+    with pytest.raises(InputError):
+        _data.make_scenes(config)

@@ -198,21 +198,32 @@ def make_scenes(config: DataConfig) -> list[Scene]:
     """Simulate the ``config.n_scenes`` training scenes (deterministic in ``config.seed``)."""
     g = torch.Generator().manual_seed(config.seed)
     scenes = []
-    for _ in range(config.n_scenes):
-        p = int(torch.randint(config.particles[0], config.particles[1] + 1, (), generator=g))
-        m = int(torch.randint(config.membranes[0], config.membranes[1] + 1, (), generator=g))
-        scenes.append(
-            make_scene(
-                structure=config.structure,
-                shape=config.shape,
-                voxel_size=_uniform(config.voxel_sizes, g),
-                n_particles=p,
-                n_membranes=m,
-                resolution_px=config.target_resolution_px,
-                generator=g,
-            )
-        )
+    while len(scenes) < config.n_scenes:
+        for attempt in range(_PLACEMENT_ATTEMPTS):
+            p = int(torch.randint(config.particles[0], config.particles[1] + 1, (), generator=g))
+            m = int(torch.randint(config.membranes[0], config.membranes[1] + 1, (), generator=g))
+            try:
+                scene = make_scene(
+                    structure=config.structure,
+                    shape=config.shape,
+                    voxel_size=_uniform(config.voxel_sizes, g),
+                    n_particles=p,
+                    n_membranes=m,
+                    resolution_px=config.target_resolution_px,
+                    generator=g,
+                )
+            except InputError:
+                # A draw whose particles do not fit beside its vesicles: draw the scene
+                # again (the generator has moved on, so the run stays deterministic).
+                if attempt == _PLACEMENT_ATTEMPTS - 1:
+                    raise
+                continue
+            scenes.append(scene)
+            break
     return scenes
+
+
+_PLACEMENT_ATTEMPTS = 20
 
 
 def random_series(config: DataConfig, generator: torch.Generator) -> SeriesConfig:
