@@ -9,10 +9,10 @@ import sys
 import pytest
 import torch
 
-from inversa.bench.icetide import LEVELS, METHODS, oracle_rigid_fit
+from inversa.bench.icetide import LEVELS, METHODS
 from inversa.cli import main
 from inversa.core.errors import InputError
-from inversa.icetide import xf_to_rigid
+from inversa.icetide import refine_rigid, xf_to_rigid
 from inversa.tomography import CTFParams, apply_ctf, warp_images
 
 KEYS = (
@@ -84,7 +84,7 @@ def test_oracle_floor_recovers_a_known_rotation_on_noise_free_data():
     # counts-like data: an affine map of the model (the fit has a free a + b * model)
     data = 100.0 - 20.0 * apply_ctf(warp_images(ideal, _xf(rot, shift)), ctf)
     start = _xf(torch.zeros(3, dtype=torch.float64), torch.zeros(3, 2, dtype=torch.float64))
-    xf, info = oracle_rigid_fit(data, ideal, start, ctf=ctf)
+    xf, info = refine_rigid(data, ideal, start, ctf=ctf)
     found_rot, found_shift = xf_to_rigid(xf)
     assert torch.allclose(found_rot, rot, atol=2e-3), found_rot
     assert torch.allclose(found_shift, shift, atol=2e-3), found_shift
@@ -95,7 +95,7 @@ def test_oracle_floor_recovers_a_known_rotation_on_noise_free_data():
 def test_oracle_floor_refuses_mismatched_shapes():
     ideal = _blobs(3, 16)
     with pytest.raises(InputError, match="one shape"):
-        oracle_rigid_fit(ideal[:2], ideal, torch.eye(2, 3).repeat(3, 1, 1))
+        refine_rigid(ideal[:2], ideal, torch.eye(2, 3).repeat(3, 1, 1))
 
 
 def test_bench_module_imports_no_plotting():

@@ -14,7 +14,7 @@ deformation up to 2 px). On each level all four methods see the same tilt series
 - ``projmatch``: :func:`inversa.icetide.align_projmatch` (from xcorr) then WBP;
 - ``oracle``: WBP with the true rigid alignment and true local fields.
 
-The rigid-alignment floor (``floor``): :func:`oracle_rigid_fit` fits each tilt's
+The rigid-alignment floor (``floor``): :func:`inversa.icetide.refine_rigid` fits each tilt's
 rotation and shift of the raw stack against the true noise-free volume's projections
 through the true CTF (and, at ``local``, the true local fields; ``floor_nolocal``
 without them), by Gauss-Newton from the truth; its median errors are what an aligner
@@ -44,9 +44,9 @@ import torch
 from inversa.bench._harness import BenchReport
 
 if TYPE_CHECKING:
-    from inversa.tomography import CTFParams, SimulatedTiltSeries, SimulationConfig
+    from inversa.tomography import SimulatedTiltSeries, SimulationConfig
 
-__all__ = ["LEVELS", "METHODS", "figures", "oracle_rigid_fit", "run"]
+__all__ = ["LEVELS", "METHODS", "figures", "run"]
 
 LEVELS = ("shift", "rigid", "local")
 METHODS = ("icetide", "xcorr", "projmatch", "oracle")
@@ -134,172 +134,6 @@ def _simulate(level: str, sizes: dict, *, ctf: bool = True):
     return config, sim, phase_flip(sim.stack.double(), params).float()
 
 
-def _rigid_xf(params: torch.Tensor) -> torch.Tensor:
-    """``(T, 3)`` (rotation in degrees, shift x, shift y) as ``(T, 2, 3)`` transforms.
-
-    The convention of :func:`inversa.tomography.random_xf`.
-    """
-    rad = torch.deg2rad(params[:, 0])
-    c, s = torch.cos(rad), torch.sin(rad)
-    row0 = torch.stack([c, -s, params[:, 1]], dim=1)
-    row1 = torch.stack([s, c, params[:, 2]], dim=1)
-    return torch.stack([row0, row1], dim=1)
-
-
-def oracle_rigid_fit(
-    data: torch.Tensor,
-    ideal: torch.Tensor,
-    start: torch.Tensor,
-    *,
-    ctf: CTFParams | None = None,
-    displacement: torch.Tensor | None = None,
-    iterations: int = 30,
-    fd_step: tuple[float, float] = (1e-3, 1e-3),
-    polish_steps: tuple[float, ...] = (0.02, 0.005, 0.00125),
-    scan_step_deg: float = 0.0025,
-    scan_half_steps: int = 10,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Per-tilt rotation and shift of ``data`` against the known noise-free projections.
-
-    The oracle floor of rigid alignment: it knows the volume (``ideal``, its aligned
-    projections), the CTF and the local fields, and fits each tilt's in-plane rotation
-    and shift, with an affine intensity ``a + b * model`` (counts vs density), by
-    Gauss-Newton on the least-squares misfit of the simulator's own forward model
-    ``apply_ctf(warp_images(ideal, xf, displacement=displacement))``; Jacobian by
-    central differences, steps ``fd_step`` (degrees, px); a step is halved (up to 10
-    times) until the tilt's misfit decreases, so the misfit never rises. Then a
-    coordinate pattern search polishes each tilt (steps ``polish_steps``, in degrees and
-    px alike, until no step of the finest lowers the misfit).
-
-    Parameters
-    ----------
-    data
-        ``(T, H, W)`` raw (misaligned, noisy) images.
-    ideal
-        ``(T, H, W)`` aligned noise-free projections of the true volume (no CTF).
-    start
-        ``(T, 2, 3)`` starting transforms (the bench starts at the truth: the floor is the
-        misfit's minimum nearest to it).
-    ctf
-        :class:`inversa.tomography.CTFParams` applied after the warp, or ``None``.
-    displacement
-        ``(T, H, W, 2)`` known local fields, or ``None``.
-    iterations
-        Gauss-Newton iterations.
-    fd_step
-        Central-difference steps for the rotation (degrees) and the shifts (px).
-    polish_steps
-        The pattern search's steps, coarse to fine (degrees for the rotation, px).
-    scan_step_deg, scan_half_steps
-        The check: each tilt's misfit is scanned over rotations ``found + k *
-        scan_step_deg``, ``|k| <= scan_half_steps`` (shifts held); the largest per-tilt
-        ``|argmin offset|`` is reported (zero: the fit sits at the scan's minimum).
-
-    Returns
-    -------
-    tuple
-        ``(T, 2, 3)`` fitted transforms (float64), and ``{"last_step_rot_deg_max",
-        "last_step_shift_px_max", "polish_rot_deg_max", "polish_shift_px_max",
-        "scan_offset_deg_max"}``: the largest per-tilt update of the last Gauss-Newton
-        iteration (zero also where no step lowered the misfit), the largest move of the
-        polish, and the scan's largest argmin offset.
-    """
-    from inversa.core.errors import InputError
-    from inversa.icetide import xf_to_rigid
-    from inversa.tomography import apply_ctf, warp_images
-
-    if data.ndim != 3 or data.shape != ideal.shape or start.shape != (data.shape[0], 2, 3):
-        raise InputError(
-            None,
-            "data and ideal must be (T, H, W) of one shape and start (T, 2, 3), got "
-            f"{tuple(data.shape)}, {tuple(ideal.shape)}, {tuple(start.shape)}",
-        )
-    y = data.double().reshape(data.shape[0], -1)
-    ideal = ideal.double()
-    disp = None if displacement is None else displacement.double()
-    rot, shift = xf_to_rigid(start.double())
-    p = torch.cat([rot[:, None], shift], dim=1)  # (T, 3)
-
-    def model(q: torch.Tensor) -> torch.Tensor:
-        out = warp_images(ideal, _rigid_xf(q), displacement=disp)
-        if ctf is not None:
-            out = apply_ctf(out, ctf)
-        return out.reshape(out.shape[0], -1)
-
-    def misfit(m: torch.Tensor) -> torch.Tensor:  # (T,) after the best a + b m
-        mc = m - m.mean(1, keepdim=True)
-        yc = y - y.mean(1, keepdim=True)
-        b = (mc * yc).sum(1) / (mc * mc).sum(1)
-        return (yc - b[:, None] * mc).square().sum(1)
-
-    steps = torch.tensor([fd_step[0], fd_step[1], fd_step[1]], dtype=torch.float64)
-    last = torch.zeros_like(p)
-    for _ in range(iterations):
-        m = model(p)
-        cols = []
-        for k in range(3):
-            e = torch.zeros(3, dtype=torch.float64)
-            e[k] = steps[k]
-            cols.append((model(p + e) - model(p - e)) / (2 * steps[k]))
-        # unknowns per tilt: (drot, dx, dy, a, b) of  y ~ a + b (m + J dp)
-        mc = m - m.mean(1, keepdim=True)
-        yc = y - y.mean(1, keepdim=True)
-        b = (mc * yc).sum(1) / (mc * mc).sum(1)
-        jac = torch.stack([b[:, None] * c for c in cols] + [torch.ones_like(m), m], dim=2)
-        resid = (
-            y - (y.mean(1, keepdim=True) - b[:, None] * m.mean(1, keepdim=True)) - b[:, None] * m
-        )
-        sol = torch.linalg.lstsq(jac, resid[:, :, None]).solution[:, :3, 0]  # (T, 3)
-        base = misfit(m)
-        scale = torch.ones(len(p), dtype=torch.float64)
-        accepted = torch.zeros(len(p), dtype=torch.bool)
-        for _ in range(10):
-            trial = p + scale[:, None] * sol
-            better = (misfit(model(trial)) <= base) & ~accepted
-            p = torch.where(better[:, None], trial, p)
-            last = torch.where(better[:, None], (scale[:, None] * sol).abs(), last)
-            accepted |= better
-            if bool(accepted.all()):
-                break
-            scale = torch.where(accepted, scale, scale / 2)
-        last = torch.where(accepted[:, None], last, torch.zeros_like(last))
-    # Polish: a coordinate pattern search with shrinking steps (Gauss-Newton can stall
-    # at the bilinear interpolation's kinks, where its step does not lower the misfit).
-    after_gn = p.clone()
-    current = misfit(model(p))
-    for step in polish_steps:
-        for _ in range(50):
-            moved = False
-            for k in range(3):
-                for sign in (1.0, -1.0):
-                    e = torch.zeros(3, dtype=torch.float64)
-                    e[k] = sign * step
-                    value = misfit(model(p + e))
-                    better = value < current
-                    p = torch.where(better[:, None], p + e, p)
-                    current = torch.where(better, value, current)
-                    moved = moved or bool(better.any())
-            if not moved:
-                break
-    offsets = scan_step_deg * torch.arange(
-        -scan_half_steps, scan_half_steps + 1, dtype=torch.float64
-    )
-    scan = torch.stack(
-        [
-            misfit(model(p + torch.tensor([float(o), 0.0, 0.0], dtype=torch.float64)))
-            for o in offsets
-        ]
-    )  # (K, T)
-    info = {
-        "last_step_rot_deg_max": float(last[:, 0].max()),
-        "last_step_shift_px_max": float(last[:, 1:].max()),
-        "polish_rot_deg_max": float((p - after_gn)[:, 0].abs().max()),
-        "polish_shift_px_max": float((p - after_gn)[:, 1:].abs().max()),
-        "scan_offset_deg_max": float(offsets[scan.argmin(dim=0)].abs().max()),
-    }
-    return _rigid_xf(p), info
-
-
 FLOOR_ITERATIONS = 30
 FLOOR_FD_STEP = (1e-3, 1e-3)  # degrees, px
 FLOOR_POLISH_STEPS = (0.02, 0.005, 0.00125)  # degrees and px alike
@@ -319,12 +153,12 @@ def _error_keys(err: dict, method: str, level: str) -> dict[str, float]:
 
 
 def _floor(level: str, config: SimulationConfig, sim: SimulatedTiltSeries) -> dict[str, float]:
-    """Measure the oracle floor on one level's raw stack (:func:`oracle_rigid_fit`).
+    """Measure the oracle floor on one level's raw stack (:func:`inversa.icetide.refine_rigid`).
 
     It knows the noise-free volume, the CTF and (``local``) the true local fields; at
     ``local`` also without the local fields (``..._floor_nolocal_local``).
     """
-    from inversa.icetide import alignment_errors
+    from inversa.icetide import alignment_errors, refine_rigid
     from inversa.tomography import CTFParams, TiltSeriesProjector
 
     t0 = time.perf_counter()
@@ -344,7 +178,7 @@ def _floor(level: str, config: SimulationConfig, sim: SimulatedTiltSeries) -> di
         runs.append(("floor_nolocal", None))
     out: dict[str, float] = {}
     for name, displacement in runs:
-        xf, info = oracle_rigid_fit(
+        xf, info = refine_rigid(
             sim.stack,
             ideal,
             sim.xf,

@@ -7,6 +7,9 @@
 - Classical peers on the tomography core: :func:`align_xcorr` (IMOD-like cumulative
   cross-correlation with cosine stretching) and :func:`align_projmatch` (AreTomo-like
   projection matching).
+- :func:`refine_rigid` refines each tilt's rotation and shift by Gauss-Newton against
+  reference projections (the bench's oracle floor uses it with the true volume);
+  :func:`polish_rigid` does so against a fit's own volume (off by default: it barely helps).
 - :func:`alignment_errors` scores a found alignment against the truth.
 - With a CTF (:class:`inversa.tomography.TiltSeriesCTF`, e.g. from a ctffind or IMOD
   defocus file: :func:`read_ctf`), the fit renders detector patches filtered through it
@@ -48,6 +51,7 @@ from inversa.icetide._peers import (
     cross_correlation_shift,
     split_rigid,
 )
+from inversa.icetide._refine import polish_rigid, refine_rigid
 from inversa.icetide._render import (
     ctf_first_zero,
     ctf_padding,
@@ -78,10 +82,12 @@ __all__ = [
     "level_weights",
     "normalise_stack",
     "phase_flip_tilts",
+    "polish_rigid",
     "ray_half_length",
     "read_ctf",
     "read_tilt_series",
     "reconstruct_corrected",
+    "refine_rigid",
     "render_rays",
     "restore_lowpass",
     "rigid_free",
