@@ -117,3 +117,15 @@ def test_config_rejects_bad_misalignment():
         SimulationConfig(local_deformation_px=-1.0)
     with pytest.raises(InputError):
         SimulationConfig(deformation_grid=3)
+
+
+def test_config_ctf_matches_its_per_tilt_series():
+    from inversa.tomography import SimulationConfig
+
+    config = SimulationConfig(defocus_um=2.5, voltage_kv=200.0, amplitude_contrast=0.1)
+    params, series = config.ctf_params(), config.tilt_series_ctf()
+    assert params.defocus_um == 2.5 and params.pixel_size_A == config.voxel_size
+    assert series.n_tilts == config.geometry().n_tilts
+    assert torch.allclose(series.defocus_u_um.double(), torch.full((series.n_tilts,), 2.5).double())
+    assert series.voltage_kv == params.voltage_kv == 200.0
+    assert series.amplitude_contrast == params.amplitude_contrast == 0.1

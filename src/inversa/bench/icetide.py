@@ -97,7 +97,7 @@ def _simulate(level: str, sizes: dict, *, ctf: bool = True):
     With ``ctf`` the peers' stack is phase-flipped (the raw one is ``sim.stack``).
     """
     from inversa.core.phantoms import builtin_structure_path
-    from inversa.tomography import CTFParams, SimulationConfig, phase_flip, simulate
+    from inversa.tomography import SimulationConfig, phase_flip, simulate
 
     w = sizes["shape"][2]
     config = SimulationConfig(
@@ -122,13 +122,7 @@ def _simulate(level: str, sizes: dict, *, ctf: bool = True):
     sim = simulate(config)
     if not ctf:
         return config, sim, sim.stack
-    params = CTFParams(
-        pixel_size_A=config.voxel_size,
-        defocus_um=config.defocus_um,
-        voltage_kv=config.voltage_kv,
-        spherical_aberration_mm=config.spherical_aberration_mm,
-        amplitude_contrast=config.amplitude_contrast,
-    )
+    params = config.ctf_params()
     # The CTF is radially symmetric, so flipping the raw (misaligned) images commutes with
     # their shifts and rotations (up to the image borders).
     return config, sim, phase_flip(sim.stack.double(), params).float()
@@ -159,20 +153,14 @@ def _floor(level: str, config: SimulationConfig, sim: SimulatedTiltSeries) -> di
     ``local`` also without the local fields (``..._floor_nolocal_local``).
     """
     from inversa.icetide import alignment_errors, refine_rigid
-    from inversa.tomography import CTFParams, TiltSeriesProjector
+    from inversa.tomography import TiltSeriesProjector
 
     t0 = time.perf_counter()
     volume = sim.volume.double()
     geometry = sim.geometry.replace(xf=None).to(dtype=torch.float64)
     geometry = geometry.replace(detector_shape=None)  # as the simulator projects
     ideal = TiltSeriesProjector(volume_shape=tuple(volume.shape), geometry=geometry).forward(volume)
-    params = CTFParams(
-        pixel_size_A=config.voxel_size,
-        defocus_um=config.defocus_um,
-        voltage_kv=config.voltage_kv,
-        spherical_aberration_mm=config.spherical_aberration_mm,
-        amplitude_contrast=config.amplitude_contrast,
-    )
+    params = config.ctf_params()
     runs = [("floor", sim.displacement)]
     if sim.displacement is not None:
         runs.append(("floor_nolocal", None))
@@ -316,7 +304,7 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
         reconstruct_corrected,
         split_rigid,
     )
-    from inversa.tomography import TiltGeometry, TiltSeriesCTF, bspline_field
+    from inversa.tomography import TiltGeometry, bspline_field
 
     sizes = _sizes(quick)
     report = BenchReport(name="icetide", quick=quick)
@@ -360,13 +348,7 @@ def run(*, quick: bool, device: str = "cpu") -> BenchReport:
             thickness=depth,
             log2_table_size=16,
         )
-        ctf = TiltSeriesCTF(
-            angles=angles,
-            defocus_u_um=config.defocus_um,
-            voltage_kv=config.voltage_kv,
-            spherical_aberration_mm=config.spherical_aberration_mm,
-            amplitude_contrast=config.amplitude_contrast,
-        )
+        ctf = config.tilt_series_ctf()
         fit = fit_icetide(  # the raw stack and its CTF (no phase flip)
             sim.stack,
             TiltGeometry(angles=angles),

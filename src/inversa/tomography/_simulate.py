@@ -28,7 +28,7 @@ import torch
 
 from inversa.core import noise, phantoms
 from inversa.core.errors import InputError
-from inversa.tomography._ctf import CTFParams, apply_ctf
+from inversa.tomography._ctf import CTFParams, TiltSeriesCTF, apply_ctf
 from inversa.tomography._geometry import OnTiltGeometry, TiltGeometry
 from inversa.tomography._tiltseries import TiltSeriesProjector
 from inversa.tomography._warp import warp_images
@@ -121,6 +121,26 @@ class SimulationConfig:
     def structure_path(self) -> str:
         """Return the path of the structure file simulated."""
         return self.structure or str(phantoms.builtin_structure_path("ribosome"))
+
+    def ctf_params(self) -> CTFParams:
+        """Return the CTF the simulator applies (``ctf=True``) on its pixel grid."""
+        return CTFParams(
+            pixel_size_A=self.voxel_size,
+            defocus_um=self.defocus_um,
+            voltage_kv=self.voltage_kv,
+            spherical_aberration_mm=self.spherical_aberration_mm,
+            amplitude_contrast=self.amplitude_contrast,
+        )
+
+    def tilt_series_ctf(self) -> TiltSeriesCTF:
+        """Return the same CTF per tilt of :meth:`geometry` (one defocus, no astigmatism)."""
+        return TiltSeriesCTF(
+            angles=self.geometry().angles,
+            defocus_u_um=self.defocus_um,
+            voltage_kv=self.voltage_kv,
+            spherical_aberration_mm=self.spherical_aberration_mm,
+            amplitude_contrast=self.amplitude_contrast,
+        )
 
 
 @dataclass(frozen=True)
@@ -335,13 +355,7 @@ def simulate_tilt_series(
     peak = float(proj.abs().max())
     contrast = config.max_contrast / peak if peak > 0 else 0.0
     if config.ctf:
-        params = CTFParams(
-            pixel_size_A=config.voxel_size,
-            defocus_um=config.defocus_um,
-            voltage_kv=config.voltage_kv,
-            spherical_aberration_mm=config.spherical_aberration_mm,
-            amplitude_contrast=config.amplitude_contrast,
-        )
+        params = config.ctf_params()
         # torch-ctf's CTF is positive at low frequency (CTF(0) = amplitude contrast), so
         # density still darkens the image at low resolution, as without a CTF.
         proj = apply_ctf(proj, params)

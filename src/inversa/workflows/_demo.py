@@ -267,19 +267,6 @@ def _refine_config(data: SimulatedDataset, config: SimulationConfig):
     return RefineConfig(aligner=aligner)
 
 
-def _tilt_series_ctf(config: SimulationConfig):
-    """Return the simulated scene's tilt-series CTF (what ``simulate`` applied)."""
-    from inversa.tomography import TiltSeriesCTF
-
-    return TiltSeriesCTF(
-        angles=config.geometry().angles,
-        defocus_u_um=config.defocus_um,
-        voltage_kv=config.voltage_kv,
-        spherical_aberration_mm=config.spherical_aberration_mm,
-        amplitude_contrast=config.amplitude_contrast,
-    )
-
-
 def _chance_errors() -> dict[str, float]:
     """Median and 90th percentile of angular errors of Haar-random orientations."""
     generator = torch.Generator().manual_seed(0)
@@ -306,7 +293,7 @@ def _average(
         n_iterations=_REFINE_ITERATIONS,
         # The scene's CTF (one defocus, phase-flipped tilts, no dose damage simulated):
         # each particle is scored and averaged with its 3-D CTF weight.
-        tilt_series=_tilt_series_ctf(config) if config.ctf else None,
+        tilt_series=config.tilt_series_ctf() if config.ctf else None,
         phase_flipped=True,
         force=force,
     )
