@@ -521,3 +521,27 @@ def test_scene_without_particles_and_bad_values(model):
             n_membranes=40,
             generator=torch.Generator().manual_seed(0),
         )
+
+
+def test_scene_vesicle_radius_scales_the_membranes(model):
+    def membrane_mass(radius: float) -> float:
+        scene = cell_scene(
+            model,
+            shape=(64, 64, 64),
+            voxel_size=20.0,
+            n_particles=0,
+            n_membranes=1,
+            vesicle_radius=(radius, radius),
+            generator=torch.Generator().manual_seed(10),
+        )
+        return float(scene.volume.double().sum())
+
+    # Same seed: the same centre, orientation and aspect, the radius doubled (128 to 256
+    # Angstrom, inside the box for this seed), so the mass of the two head-group layers
+    # 20 Angstrom either side grows as (2 r^2 + 20^2 * 2): 3.93-fold.
+    ratio = (2 * 256**2 + 800) / (2 * 128**2 + 800)
+    assert membrane_mass(0.2) / membrane_mass(0.1) == pytest.approx(ratio, rel=0.03)
+    with pytest.raises(InputError, match="vesicle_radius"):
+        cell_scene(
+            model, shape=(32, 32, 32), voxel_size=10.0, n_particles=0, vesicle_radius=(0.3, 0.2)
+        )

@@ -127,6 +127,7 @@ def test_quick_bench_writes_the_issue_keys_and_redraws_figures(tmp_path):
             assert isinstance(values[f"slope_{m}_{t}"], float)
             assert values[f"seconds_{m}_{t}"] >= 0
     assert 0 <= values["speed_map_rel_error"]
+    assert values["levelset_delta"].endswith("ensemble 2")  # QUICK averages two networks
     figs = tmp_path / "figs"
     assert main(["bench", "fibration", "--from-json", str(out), "--figures", str(figs)]) == 0
     assert (figs / "fibration_learning_curves.png").is_file()

@@ -12,7 +12,9 @@ from inversa.fibration import (
     FitConfig,
     FittedOperator,
     GRFConfig,
+    LearnConfig,
     LevelSetConfig,
+    LevelSetEnsemble,
     build_model,
     codimension,
     curve_level_set,
@@ -350,3 +352,46 @@ def test_quadratic_keys_start_as_the_affine_ones():
     x, yc = plain.x_coords, plain.y_coords[:5]
     torch.testing.assert_close(plain.phi(x, yc), quad.phi(x, yc))
     assert quad.key.quadratic.weight.shape[1] == 3
+
+
+def test_an_ensemble_averages_its_kept_members():
+    size = 16
+    tr = make_transform("radon", size)
+    grf = GRFConfig(size=size, bandwidth=3.0)
+    f, y = make_pairs(tr, 6, grf, seed=0)
+    fit = FitConfig(steps=30, outputs=64, batch=4, ensemble=3, keep=1.5)
+    ens = fit_operator("levelset", f, y, tr.out_coords, config=fit, seed=2)
+    net = ens.model
+    assert isinstance(net, LevelSetEnsemble)
+    train = ens.train_errors
+    assert len(train) == 3 and ens.steps_run == 3 * 30
+    best = min(train)
+    kept = [e for e in train if e == best or (e < 1.0 and e <= 1.5 * best)]
+    assert len(net.members) == len(kept)
+    assert train.index(best) == [train.index(e) for e in kept][net.best_index]
+    # Member 0 is the plain fit of the same seed.
+    single = fit_operator(
+        "levelset", f, y, tr.out_coords, config=FitConfig(steps=30, outputs=64, batch=4), seed=2
+    )
+    assert relative_error(predict(single, f), y) == pytest.approx(train[0], rel=1e-5)
+    # The prediction is the members' mean, so it fits no worse than they do on average.
+    ft, _ = make_pairs(tr, 4, grf, seed=9)
+    each = torch.stack([m(ft) for m in net.members]).mean(0) * ens.scale
+    torch.testing.assert_close(predict(ens, ft), each, rtol=1e-5, atol=1e-6)
+    assert relative_error(predict(ens, f), y) <= sum(kept) / len(kept) + 1e-5
+
+
+def test_ensemble_settings_are_checked():
+    for bad in ({"ensemble": 0}, {"keep": 0.5}):
+        with pytest.raises(InputError):
+            FitConfig(**bad)
+    with pytest.raises(InputError, match="ensemble"):
+        LearnConfig(fit=FitConfig(ensemble=2))
+    tr = make_transform("radon", 16)
+    member = build_model("levelset", 16, tr.out_coords)
+    start = FittedOperator("levelset", LevelSetEnsemble([member]), 1.0)
+    f, y = make_pairs(tr, 2, GRFConfig(size=16, bandwidth=3.0), seed=0)
+    with pytest.raises(InputError, match="ensemble"):
+        fit_operator("levelset", f, y, tr.out_coords, config=FitConfig(steps=1), init=start)
+    with pytest.raises(InputError):
+        LevelSetEnsemble([])

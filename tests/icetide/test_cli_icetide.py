@@ -42,7 +42,9 @@ def test_icetide_writes_every_output_and_refuses_to_overwrite(tmp_path, capsys):
     assert fields["control"].shape == (7, 4, 4, 2)
     assert fields["displacement"].shape == (7, 16, 16, 2)
     assert io.read_mrc(out / "corrected_wbp.mrc")[0].shape == (6, 16, 16)
-    assert io.read_json(out / "log.json")["config"]["steps"] == 4
+    log = io.read_json(out / "log.json")
+    assert log["config"]["steps"] == 4 and log["config"]["polish"] is True
+    assert set(log["polish"]) >= {"last_step_rot_deg_max", "scan_offset_deg_max"}
     assert (out / "checkpoint.pt").is_file()
     before = (out / "volume.mrc").read_bytes()
     assert main(args) == 2  # outputs exist: nothing redone without --force
@@ -160,8 +162,11 @@ def test_init_xcorr_or_a_file_and_not_both(tmp_path, capsys):
     given = rigid_xf(torch.zeros(7, dtype=torch.float64), torch.full((7, 2), 2.0))
     io.write_xf(start, given)
     out2 = tmp_path / "file"
-    assert main([*args, "--out", str(out2), "--init", str(start)]) == 0
-    assert io.read_json(out2 / "log.json")["config"]["init"] == "zero"
+    # without the polish, which would move it against a one-step volume
+    assert main([*args, "--out", str(out2), "--init", str(start), "--no-polish"]) == 0
+    log = io.read_json(out2 / "log.json")
+    assert log["config"]["init"] == "zero" and log["config"]["polish"] is False
+    assert log["polish"] == {}
     found = torch.as_tensor(io.read_xf(out2 / "aligned.xf"))
     assert torch.allclose(found.double(), given, atol=0.1)  # one step from the given start
     capsys.readouterr()

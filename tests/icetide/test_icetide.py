@@ -171,10 +171,20 @@ def test_icetide_recovers_a_known_shift():
 def test_checkpoint_resume_is_exact_and_divergence_names_the_step(tmp_path, monkeypatch):
     stack, geometry = _tiny_series(xf=None)
     config = IceTideConfig(
-        steps=6, rays_per_step=64, samples_per_ray=8, local_grid=4, thickness=8,
-        log2_table_size=10, n_levels=2, base_resolution=4, hidden=(8,),
-        rotation_start=0.3, local_start=0.5, checkpoint_every=3,
-    )  # fmt: skip
+        steps=6,
+        rays_per_step=64,
+        samples_per_ray=8,
+        local_grid=4,
+        thickness=8,
+        log2_table_size=10,
+        n_levels=2,
+        base_resolution=4,
+        hidden=(8,),
+        rotation_start=0.3,
+        local_start=0.5,
+        checkpoint_every=3,
+        polish=False,
+    )  # fmt: skip  (the training resumes exactly; the polish after it is tested apart)
     whole = fit_icetide(stack, geometry, config=config)
     real = IceTideModel.render
     calls = [0]
@@ -330,7 +340,10 @@ def test_corrected_reconstructions_beat_the_uncorrected_one(tmp_path):
         rotation_start=1.0, local_start=1.0, lr_shift=0.1, level_anneal=0.0,
     )  # fmt: skip
     result, paths = run_icetide(path, tmp_path / "out", config=config, sirt_iterations=10)
-    assert alignment_errors(result.xf, xf)["shift_err_median_px"] < 0.5
+    # volume translation removed, as the benchmark scores (the polish may move it along z):
+    # measured 0.05 px (0.14 without the polish)
+    errors = alignment_errors(result.xf, xf, angles=geometry.angles)
+    assert errors["shift_err_median_px"] < 0.3 and errors["rotation_err_deg"] == 0.0
     wbp_volume, voxel = io.read_mrc(paths["corrected_wbp"])
     sirt_volume, _ = io.read_mrc(paths["corrected_sirt"])
     assert wbp_volume.shape == sirt_volume.shape == shape and voxel == pytest.approx(10.0)

@@ -92,6 +92,10 @@ class BenchPlan:
         0: off).
     restarts
         Fresh starts of a dead level-set fit (``FitConfig.restarts``; 0: none).
+    ensemble
+        Level-set networks fitted per curve point, their predictions averaged
+        (``FitConfig.ensemble``; the kept members' rule is ``FitConfig.keep``); the
+        headline fit uses one (``long_ensemble``).
     long_steps, long_samples, long_batch, long_anneal, long_hat_end
         The headline fit (``long_steps > 0``): every model fitted once more on
         ``long_samples`` Radon pairs (seed ``seeds[0]``) with ``long_steps`` steps and
@@ -124,6 +128,8 @@ class BenchPlan:
     hat_end: float = 0.7
     anchor: float = 0.0
     restarts: int = 2
+    ensemble: int = 4
+    long_ensemble: int = 1
     long_steps: int = 0
     long_samples: int = 64
     long_batch: int = 16
@@ -159,6 +165,7 @@ QUICK = BenchPlan(
     outputs=256,
     batch=8,
     n_test=16,
+    ensemble=2,
 )
 """``--quick``: 32 x 32, two counts, one seed, short training (a smoke run, not a result)."""
 
@@ -187,6 +194,7 @@ def _fit(model_name, f, y, coords, plan: BenchPlan, lr: float, seed: int, device
             outputs=plan.outputs,
             patience=patience,
             restarts=plan.restarts,
+            ensemble=plan.long_ensemble,
         )
         anneal, hat_end = plan.long_anneal, plan.long_hat_end
     else:
@@ -197,6 +205,7 @@ def _fit(model_name, f, y, coords, plan: BenchPlan, lr: float, seed: int, device
             outputs=plan.outputs,
             patience=plan.patience,
             restarts=plan.restarts,
+            ensemble=plan.ensemble,
         )
         anneal, hat_end = plan.anneal, plan.hat_end
     levelset = LevelSetConfig(
@@ -277,7 +286,7 @@ def run_plan(
     values["n_test"] = plan.n_test
     values["levelset_delta"] = (
         f"{plan.delta}, {plan.eps_px} px, anneal {plan.anneal}, hat_end {plan.hat_end}, "
-        f"anchor {plan.anchor}, restarts {plan.restarts}"
+        f"anchor {plan.anchor}, restarts {plan.restarts}, ensemble {plan.ensemble}"
     )
     values["completed"] = []
     t_start = time.perf_counter()
@@ -321,7 +330,8 @@ def run_plan(
                     seconds[m, name] += time.perf_counter() - t0
                     steps_run[m, name] += model.steps_run
                     if m == "levelset" and n == n_max and s == 0:
-                        level_sets[name] = _geometry(model.model, transform, values)
+                        net = getattr(model.model, "best", model.model)  # one net of an ensemble
+                        level_sets[name] = _geometry(net, transform, values)
             values["completed"].append([name, seed])
             _summarise(values, plan, errs, errs_ood, seconds, steps_run)
             if checkpoint is not None:

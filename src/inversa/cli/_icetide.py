@@ -62,6 +62,12 @@ def icetide(
         help="With --defocus: fraction of the steps fitted first to the CTF-restored data "
         "low-passed below each tilt's first CTF zero (coarse to fine; 0: none).",
     ),
+    polish: bool = typer.Option(
+        True,
+        "--polish/--no-polish",
+        help="After the fit, refine each tilt's rotation and shift by Gauss-Newton against "
+        "the fitted volume's projections (through the CTF and the local fields).",
+    ),
     voxel_size: float = VoxelSize,
     device: str = Device,
     force: bool = Force,
@@ -123,6 +129,7 @@ def icetide(
         ctf_patch=ctf_patch,
         ctf_lowpass=ctf_lowpass,
         init=init,
+        polish=polish,
         seed=seed,
     )
     diverged = interrupted = None

@@ -42,6 +42,9 @@ class DataConfig:
         Voxel size range in Angstrom (uniform).
     particles, membranes
         Inclusive ranges of particle and vesicle counts per scene.
+    vesicle_radius
+        Vesicle radii as fractions of the box's middle extent
+        (:func:`~inversa.core.phantoms.cell_scene`).
     tilt_max
         Range of the largest tilt (the series spans ``+-tilt_max``).
     tilt_steps
@@ -68,6 +71,7 @@ class DataConfig:
     voxel_sizes: tuple[float, float] = (10.5, 14.0)
     particles: tuple[int, int] = (2, 5)
     membranes: tuple[int, int] = (0, 2)
+    vesicle_radius: tuple[float, float] = (0.2, 0.4)
     tilt_max: tuple[float, float] = (40.0, 70.0)
     tilt_steps: tuple[float, ...] = (1.0, 4.0, 5.0)
     drop_fraction: float = 0.15
@@ -140,6 +144,7 @@ def make_scene(
     n_membranes: int,
     resolution_px: float,
     generator: torch.Generator,
+    vesicle_radius: tuple[float, float] = (0.2, 0.4),
 ) -> Scene:
     """Simulate one cell-like scene (``core.phantoms.cell_scene``) and its target."""
     path = structure or str(phantoms.builtin_structure_path("ribosome"))
@@ -150,6 +155,7 @@ def make_scene(
         voxel_size=voxel_size,
         n_particles=n_particles,
         n_membranes=n_membranes,
+        vesicle_radius=vesicle_radius,
         generator=generator,
     )
     volume = scene.volume.to(torch.float32)
@@ -210,6 +216,7 @@ def make_scenes(config: DataConfig) -> list[Scene]:
                     n_particles=p,
                     n_membranes=m,
                     resolution_px=config.target_resolution_px,
+                    vesicle_radius=config.vesicle_radius,
                     generator=g,
                 )
             except InputError:

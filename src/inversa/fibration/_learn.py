@@ -84,6 +84,10 @@ class LearnConfig:
         GRFConfig(size=self.size, bandwidth=self.bandwidth)  # validates both
         if not (self.noise >= 0 and self.noise < float("inf")):
             raise InputError(None, f"noise must be >= 0, got {self.noise}")
+        if self.fit.ensemble != 1:  # one network is saved, loaded and read out
+            raise InputError(
+                None, f"learn fits one network; fit.ensemble must be 1, got {self.fit.ensemble}"
+            )
 
 
 def ood_images(size: int) -> dict[str, torch.Tensor]:

@@ -27,6 +27,7 @@ __all__ = [
     "FNO2d",
     "FNOConfig",
     "LevelSetConfig",
+    "LevelSetEnsemble",
     "LevelSetNet",
     "RidgeOperator",
     "build_model",
@@ -356,6 +357,39 @@ class LevelSetNet(nn.Module):
     def forward(self, f: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """``f (B, N, N)``, ``index (Yb,)`` -> ``(B, Yb)``."""
         return f.flatten(-2) @ self.kernel(index).T
+
+
+class LevelSetEnsemble(nn.Module):
+    """The mean of several level-set networks fitted to the same pairs.
+
+    With few pairs every fit finds curves that are right at coarse scales and wrong at
+    fine ones, differently for every initialisation; their mean keeps the common part and
+    averages the rest down (``docs/fibration.md``, "Ensembles").
+
+    Parameters
+    ----------
+    members
+        Networks of one transform and size (the same ``y_coords``).
+    best
+        Index of the member used for the geometry read-out (lowest training loss).
+    """
+
+    def __init__(self, members: list[LevelSetNet], *, best: int = 0) -> None:
+        super().__init__()
+        if not members or not 0 <= best < len(members):
+            raise InputError(None, f"need members and 0 <= best < {len(members)}")
+        self.members = nn.ModuleList(members)
+        self.best_index = best
+        self.register_buffer("y_coords", members[0].y_coords.clone())
+
+    @property
+    def best(self) -> LevelSetNet:
+        """The member with the lowest training loss."""
+        return self.members[self.best_index]
+
+    def forward(self, f: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """``f (B, N, N)``, ``index (Yb,)`` -> ``(B, Yb)``: the members' mean."""
+        return torch.stack([m(f, index) for m in self.members]).mean(0)
 
 
 @dataclass(frozen=True, kw_only=True)

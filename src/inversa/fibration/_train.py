@@ -10,7 +10,12 @@ from torch import nn
 
 from inversa.core.errors import InputError
 from inversa.core.training import EarlyStopping, TrainConfig, train
-from inversa.fibration._models import LevelSetConfig, RidgeOperator, build_model
+from inversa.fibration._models import (
+    LevelSetConfig,
+    LevelSetEnsemble,
+    RidgeOperator,
+    build_model,
+)
 
 __all__ = ["FitConfig", "FittedOperator", "fit_operator", "predict", "relative_error"]
 
@@ -43,6 +48,15 @@ class FitConfig:
         (or collapsed to a zero kernel, loss 1): it is abandoned and started again from a
         new initialisation (seed ``seed + 7919 k`` for the ``k``-th restart), at most
         ``restarts`` times; the last attempt runs to the end whatever its loss.
+    ensemble, keep
+        Level-set network only: fit ``ensemble`` networks from independent
+        initialisations (member ``k`` from seed ``seed + 104729 k``, each with its own
+        restarts) and predict with the mean of those whose relative error on the training
+        pairs is at most ``keep`` times the lowest and below 1 (a member worse than
+        predicting zero on its own training pairs is dropped unless it is the best). With
+        few pairs the members' curves agree at coarse scales and disagree at fine ones,
+        so the mean falls below any member; with many, a member that found the curves
+        fits the pairs several times better than one that did not, which ``keep`` drops.
     """
 
     steps: int = 400
@@ -53,12 +67,16 @@ class FitConfig:
     patience: int = 0
     restarts: int = 0
     dead_loss: float = 0.98
+    ensemble: int = 1
+    keep: float = 1.5
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch < 1 or self.outputs < 1 or self.patience < 0:
             raise InputError(None, "steps, patience must be >= 0 and batch, outputs >= 1")
         if self.restarts < 0 or not 0 < self.dead_loss:
             raise InputError(None, "restarts must be >= 0 and dead_loss > 0")
+        if self.ensemble < 1 or not self.keep >= 1:
+            raise InputError(None, "ensemble must be >= 1 and keep >= 1")
         if not self.lr > 0:
             raise InputError(None, f"lr must be positive, got {self.lr}")
 
@@ -71,6 +89,7 @@ class FittedOperator(nn.Module):
         self.kind = kind
         self.steps_run = 0  # optimiser steps of the fit (fewer than asked on early stopping)
         self.restarts = 0  # fresh starts after a dead fit (``FitConfig.restarts``)
+        self.train_errors: list[float] = []  # ensemble members' training errors, all of them
         self.model = model
         self.register_buffer("scale", torch.tensor(float(scale)))
 
@@ -114,16 +133,53 @@ def fit_operator(
     device
         Torch device of the training.
     init
-        A fitted model of the same kind to continue from (its weights are copied).
+        A fitted model of the same kind to continue from (its weights are copied; not an
+        ensemble).
+
+    Returns
+    -------
+    FittedOperator
+        Its ``model`` is a :class:`LevelSetEnsemble` for a level-set fit with
+        ``config.ensemble > 1``.
     """
-    if kind != "levelset" or config.restarts == 0 or init is not None:
+    if kind != "levelset" or init is not None:
         return _fit_once(kind, inputs, outputs, out_coords, config, seed, levelset, device, init)
+    if config.ensemble == 1:
+        return _fit_restarting(inputs, outputs, out_coords, config, seed, levelset, device)
+    members = [
+        _fit_restarting(inputs, outputs, out_coords, config, seed + 104_729 * k, levelset, device)
+        for k in range(config.ensemble)
+    ]
+    target = outputs.reshape(outputs.shape[0], -1)
+    train = [relative_error(predict(m, inputs), target) for m in members]
+    best = min(range(len(members)), key=train.__getitem__)
+    kept = [
+        k for k, e in enumerate(train) if k == best or (e < 1.0 and e <= config.keep * train[best])
+    ]
+    net = LevelSetEnsemble([members[k].model for k in kept], best=kept.index(best))
+    fitted = FittedOperator(kind, net, float(members[0].scale))
+    fitted.steps_run = sum(m.steps_run for m in members)
+    fitted.restarts = sum(m.restarts for m in members)
+    fitted.train_errors = train
+    return fitted
+
+
+def _fit_restarting(
+    inputs: torch.Tensor,
+    outputs: torch.Tensor,
+    out_coords: torch.Tensor,
+    config: FitConfig,
+    seed: int,
+    levelset: LevelSetConfig | None,
+    device: str | torch.device,
+) -> FittedOperator:
+    """One level-set fit, started again while it is dead (``FitConfig.restarts``)."""
     wasted = 0
     for attempt in range(config.restarts + 1):
         last = attempt == config.restarts
         try:
             fitted = _fit_once(
-                kind,
+                "levelset",
                 inputs,
                 outputs,
                 out_coords,
@@ -176,6 +232,8 @@ def _fit_once(
     if init is not None:
         if init.kind != kind:
             raise InputError(None, f"cannot continue a {init.kind} model as {kind}")
+        if isinstance(init.model, LevelSetEnsemble):
+            raise InputError(None, "cannot continue an ensemble; continue one of its members")
         model = copy.deepcopy(init.model).to(device)
     else:
         model = build_model(kind, size, out_coords, generator=gen, levelset=levelset).to(device)

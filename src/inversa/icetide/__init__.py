@@ -9,7 +9,8 @@
   projection matching).
 - :func:`refine_rigid` refines each tilt's rotation and shift by Gauss-Newton against
   reference projections (the bench's oracle floor uses it with the true volume);
-  :func:`polish_rigid` does so against a fit's own volume (off by default: it barely helps).
+  :func:`polish_rigid` does so against a fit's own volume (the last stage of
+  :func:`fit_icetide`, ``IceTideConfig.polish``, on by default).
 - :func:`alignment_errors` scores a found alignment against the truth.
 - With a CTF (:class:`inversa.tomography.TiltSeriesCTF`, e.g. from a ctffind or IMOD
   defocus file: :func:`read_ctf`), the fit renders detector patches filtered through it

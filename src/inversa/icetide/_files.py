@@ -223,6 +223,7 @@ def write_icetide(
             "pixel_size_A": voxel_size,
         },
         "seconds": result.seconds,
+        "polish": result.polish,
         "history": result.history,
     }
     io.write_json(paths["log"], log, force=force)

@@ -27,6 +27,7 @@ from inversa.core.errors import InputError
 from inversa.core.fields import HashGridConfig, MLPConfig, NeuralField, NeuralFieldConfig
 from inversa.core.training import TrainConfig, load_checkpoint, train
 from inversa.icetide._deformation import TiltDeformation
+from inversa.icetide._refine import polish_rigid
 from inversa.icetide._render import (
     ctf_first_zero,
     ctf_padding,
@@ -117,6 +118,14 @@ class IceTideConfig:
         Start of the rigid alignment when none is given (``geometry.xf`` is ``None``):
         ``"zero"``, or ``"xcorr"``: :func:`~inversa.icetide.align_xcorr` of the stack
         (phase-flipped per tilt first under a CTF, as IMOD's ``ctfphaseflip``).
+    polish
+        After the fit, refine each tilt's rotation and shift against the fitted field's
+        own projections (:func:`~inversa.icetide.polish_rigid`: Gauss-Newton on the
+        misfit of the raw stack, through the CTF and the fitted local fields), the field
+        and the local fields kept (the rotations only when ``rotation_start < 1``). The
+        stochastic, ray-sampled steps leave the alignment short of the misfit's minimum
+        for the learned volume; ``docs/icetide.md`` measures the gain (on by default;
+        skipped when ``steps`` is 0).
     ctf_patch
         With a CTF only: side in pixels of the square detector patches compared with the
         data (each rendered with a margin of :func:`~inversa.icetide.ctf_padding` pixels
@@ -154,6 +163,7 @@ class IceTideConfig:
     ctf_lowpass_to: float = 1.5
     ctf_wiener: float = 0.1
     init: str = "zero"
+    polish: bool = True
     ctf_patch: int = 16
     checkpoint_every: int = 100
     seed: int = 0
@@ -199,6 +209,11 @@ class IceTideResult:
         ``(T, H, W, 2)`` local fields on the pixel grid, components ``(x, y)`` in pixels.
     history
         Logged training entries (step, loss).
+    polish
+        :func:`~inversa.icetide.polish_rigid`'s record of the final polish (empty when
+        ``IceTideConfig.polish`` is off).
+    fit_xf
+        ``(T, 2, 3)`` the rigid alignment before the polish (``xf`` when there is none).
     seconds
         Wall-clock seconds of the fit.
     """
@@ -208,6 +223,8 @@ class IceTideResult:
     control: torch.Tensor
     displacement: torch.Tensor
     history: list[dict[str, float]] = field(default_factory=list)
+    polish: dict[str, float] = field(default_factory=dict)
+    fit_xf: torch.Tensor | None = None
     seconds: float = 0.0
 
 
@@ -600,12 +617,20 @@ def fit_icetide(
         p.requires_grad_(True)
     volume = model.field.sample_grid(shape)[..., 0].detach().cpu()
     d = model.deformation.cpu()
+    xf, displacement, polish = d.xf(), d.displacement(), {}
+    if config.polish and config.steps > 0:  # no polish against an untrained field
+        xf, polish = polish_rigid(
+            stack, volume, geometry, xf, displacement=displacement, ctf=ctf,
+            pixel_size_A=pixel_size_A, rotation=config.rotation_start < 1,
+        )  # fmt: skip
     return IceTideResult(
         volume=volume,
-        xf=d.xf(),
+        xf=xf,
         control=d.local_control().detach().double().clone(),
-        displacement=d.displacement(),
+        displacement=displacement,
         history=result.history,
+        polish=polish,
+        fit_xf=d.xf(),
         seconds=time.perf_counter() - t0,
     )
 

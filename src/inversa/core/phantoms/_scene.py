@@ -143,7 +143,12 @@ def _render_membranes(
 
 
 def _draw_vesicles(
-    n: int, *, extent: torch.Tensor, thickness: float, generator: torch.Generator | None
+    n: int,
+    *,
+    extent: torch.Tensor,
+    thickness: float,
+    radius_range: tuple[float, float],
+    generator: torch.Generator | None,
 ) -> list[_Vesicle]:
     """Draw ``n`` ellipsoidal vesicles whose bounding spheres stay a bilayer apart."""
     # Radii shrink as the cube root of the count beyond two, keeping the packing feasible.
@@ -152,7 +157,7 @@ def _draw_vesicles(
     for _ in range(n):
         for _ in range(_VESICLE_TRIES):
             center = _uniform((3,), 0.0, 1.0, generator) * extent
-            radius = max(float(_uniform((), *_VESICLE_RADIUS, generator)) * middle, 2 * thickness)
+            radius = max(float(_uniform((), *radius_range, generator)) * middle, 2 * thickness)
             axes = radius * _uniform((3,), *_VESICLE_ASPECT, generator)
             rotation = random_rotations(1, generator=generator, dtype=torch.float64)[0]
             if all(
@@ -223,6 +228,7 @@ def cell_scene(
     min_distance: float | None = None,
     membrane_thickness_A: float = 40.0,
     membrane_density: float = 0.14,
+    vesicle_radius: tuple[float, float] = _VESICLE_RADIUS,
     b_factor: float | None = None,
     resolution: float | None = None,
     dtype: torch.dtype = torch.float32,
@@ -265,6 +271,10 @@ def cell_scene(
         voxel volume). The default is the mean density of a protein (about 0.14: 1AKE
         chain A weighs 3920 in these units over about 28,600 cubic Angstrom), as lipid head
         groups and protein scatter alike.
+    vesicle_radius
+        Range of the vesicle radii as fractions of the middle box extent (shrunk as the
+        cube root of the count beyond two); vesicles larger than half the box are cut by
+        its faces and show as nearly flat membrane sheets.
     b_factor, resolution
         As in :func:`~inversa.core.phantoms.density_from_atoms`.
     dtype
@@ -292,13 +302,19 @@ def cell_scene(
         raise InputError(None, "n_particles and n_membranes must be non-negative")
     if membrane_thickness_A <= 0:
         raise InputError(None, "membrane_thickness_A must be positive")
+    if not 0 < vesicle_radius[0] <= vesicle_radius[1]:
+        raise InputError(None, f"vesicle_radius must be 0 < low <= high, got {vesicle_radius}")
     device = torch.device("cpu") if device is None else torch.device(device)
     d, h, w = shape
     extent = torch.tensor([w, h, d], dtype=torch.float64) * voxel_size  # (x, y, z)
 
     # Vesicles first, then orientations, then positions: a fixed order of draws.
     vesicles = _draw_vesicles(
-        n_membranes, extent=extent, thickness=membrane_thickness_A, generator=generator
+        n_membranes,
+        extent=extent,
+        thickness=membrane_thickness_A,
+        radius_range=tuple(float(r) for r in vesicle_radius),
+        generator=generator,
     )
     rotations = random_rotations(n_particles, generator=generator, dtype=torch.float64)
 
