@@ -66,12 +66,12 @@ class DataConfig:
     """
 
     structure: str | None = None
-    n_scenes: int = 6
+    n_scenes: int = 48
     shape: tuple[int, int, int] = (48, 96, 96)
     voxel_sizes: tuple[float, float] = (10.5, 14.0)
     particles: tuple[int, int] = (2, 5)
-    membranes: tuple[int, int] = (0, 2)
-    vesicle_radius: tuple[float, float] = (0.2, 0.4)
+    membranes: tuple[int, int] = (0, 3)
+    vesicle_radius: tuple[float, float] = (0.2, 0.7)
     tilt_max: tuple[float, float] = (40.0, 70.0)
     tilt_steps: tuple[float, ...] = (1.0, 4.0, 5.0)
     drop_fraction: float = 0.15
