@@ -219,6 +219,11 @@ def test_reconstruct_is_chunk_independent_and_deterministic():
     b = reconstruct(data, geo, model=net, shape=(4, 8, 8), chunk=1000)
     torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
     assert torch.equal(a, reconstruct(data, geo, model=net, shape=(4, 8, 8), chunk=3))
+    # the default chunk (device-dependent) gives the same tomogram; a bad one is refused
+    default = reconstruct(data, geo, model=net, shape=(4, 8, 8))
+    torch.testing.assert_close(default, a, atol=1e-6, rtol=1e-5)
+    with pytest.raises(InputError, match="chunk"):
+        reconstruct(data, geo, model=net, shape=(4, 8, 8), chunk=0)
 
 
 @pytest.mark.parametrize("head", ["pixel", "wavelet"])

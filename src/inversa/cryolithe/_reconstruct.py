@@ -59,6 +59,10 @@ def _chunk_points(start: int, stop: int, grid: tuple[int, int, int], block: int,
 # Bytes of patches (and their sampling temporaries) that one tilt group of a chunk may make;
 # the set layer's product has its own budget (GROUP_BYTES in _model).
 _SAMPLE_BYTES = 32 * 2**20
+# Default points per chunk: cache-sized on a CPU (one chunk per worker thread); on a GPU
+# large enough to fill it (H200, 41 tilts, 256^3 wavelet head: 4.07 s with 2,048, 1.13 s
+# with 65,536 at about 400 MiB of device memory; docs/cryolithe.md "On a GPU").
+_CHUNK_CPU, _CHUNK_GPU = 2048, 65536
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -94,7 +98,7 @@ def reconstruct(
     *,
     model: SliceSet,
     shape: tuple[int, int, int],
-    chunk: int = 2048,
+    chunk: int | None = None,
     device: str | torch.device = "cpu",
     progress: bool = False,
     exact_xf: bool = False,
@@ -124,7 +128,8 @@ def reconstruct(
         Points evaluated at once (the wavelet head does 8 voxels per point). Within a
         chunk, patch sampling and the set layer go tilt by tilt on a CPU (and in tilt
         groups of a fixed memory budget on a GPU), so the working set is bounded
-        whatever the number of tilts.
+        whatever the number of tilts. ``None``: 2,048 on a CPU, 65,536 on a GPU (3.6x
+        faster there than 2,048, measured). The result does not depend on it.
     device
         Where the network runs.
     progress
@@ -174,6 +179,10 @@ def reconstruct(
         raise InputError(None, f"out has shape {tuple(getattr(out, 'shape', ()))}, not {shape}")
     device = torch.device(device)
     cpu = device.type == "cpu"
+    if chunk is None:
+        chunk = _CHUNK_CPU if cpu else _CHUNK_GPU
+    if chunk < 1:
+        raise InputError(None, f"chunk must be >= 1, got {chunk}")
     model = model.to(device).eval()
     patch_size = model.config.patch_size
     geo = geometry.to(device=device, dtype=torch.float32).replace(detector_shape=None)
