@@ -19,31 +19,11 @@ from pathlib import Path
 
 import torch
 
-from inversa.bench.cryolithe import _held_out, _scores
+from inversa.bench.cryolithe import _acquire, _flipped, _held_out, _schemes, _scores
 from inversa.core.io import write_json
-from inversa.cryolithe import (
-    SeriesConfig,
-    load_model,
-    reconstruct,
-    simulate_series,
-    tilt_angles,
-    wbp_normalized,
-)
-from inversa.tomography import CTFParams, phase_flip
+from inversa.cryolithe import load_model, reconstruct, wbp_normalized
 
 SHAPE, N_PARTICLES = (48, 96, 96), 24  # the full benchmark's held-out size
-SCHEMES = {
-    "in_distribution_60_4": (60.0, 4.0),
-    "unseen_50_2": (50.0, 2.0),
-    "unseen_60_3": (60.0, 3.0),
-    "unseen_dose_symmetric_66_3": (66.0, 3.0),
-}
-
-
-def _acquire(scene, tmax: float, step: float, seed: int):
-    angles = tilt_angles(tmax, step)
-    series = SeriesConfig(angles=angles, dose=120.0 / len(angles), ctf=True, defocus_um=3.0)
-    return simulate_series(scene, series, generator=torch.Generator().manual_seed(seed))
 
 
 def main() -> None:
@@ -58,14 +38,13 @@ def main() -> None:
     # The benchmark's cases: (scene seed, scheme, series seed); 999 / 998 is validation.
     cases = [(999, "validation_60_3", 60.0, 3.0, 998)]
     for t in range(2):
-        for s_i, (name, (tmax, step)) in enumerate(SCHEMES.items()):
+        for s_i, (name, (tmax, step)) in enumerate(_schemes(False).items()):
             cases.append((100 + t, name, tmax, step, 1000 * t + s_i))
     rows: dict[str, list[dict]] = {m: [] for m in ["wbp", *models]}
     for seed, name, tmax, step, series_seed in cases:
         scene = _held_out(seed, SHAPE, N_PARTICLES)
         data, geo = _acquire(scene, tmax, step, series_seed)
-        flipped = phase_flip(data, CTFParams(pixel_size_A=scene.voxel_size, defocus_um=3.0))
-        vols = {"wbp": wbp_normalized(flipped, geo, SHAPE)}
+        vols = {"wbp": wbp_normalized(_flipped(data, scene.voxel_size), geo, SHAPE)}
         for m, model in models.items():
             vols[m] = reconstruct(data, geo, model=model, shape=SHAPE)
         line = []

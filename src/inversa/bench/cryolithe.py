@@ -105,6 +105,30 @@ def _held_out(seed: int, shape, n_particles: int):
     )
 
 
+def _schemes(quick: bool) -> dict[str, tuple[float, float]]:
+    """Return the held-out tilt schemes: name -> (largest tilt, step) in degrees."""
+    schemes = {"in_distribution_60_4": (60.0, 4.0), "unseen_50_2": (50.0, 2.0)}
+    if not quick:
+        schemes |= {"unseen_60_3": (60.0, 3.0), "unseen_dose_symmetric_66_3": (66.0, 3.0)}
+    return schemes
+
+
+def _acquire(scene, tmax: float, step: float, seed: int):
+    """Simulate the benchmark's acquisition: +-tmax in step, 120 e/A^2 in all, CTF at 3 um."""
+    from inversa.cryolithe import SeriesConfig, simulate_series, tilt_angles
+
+    angles = tilt_angles(tmax, step)
+    series = SeriesConfig(angles=angles, dose=120.0 / len(angles), ctf=True, defocus_um=3.0)
+    return simulate_series(scene, series, generator=torch.Generator().manual_seed(seed))
+
+
+def _flipped(data: torch.Tensor, voxel: float) -> torch.Tensor:
+    """Phase-flipped tilts for WBP and SIRT (the acquisition's CTF)."""
+    from inversa.tomography import CTFParams, phase_flip
+
+    return phase_flip(data, CTFParams(pixel_size_A=voxel, defocus_um=3.0))
+
+
 def _inference_point(n: int, device: str, threads: int) -> tuple[float, float, float]:
     """First-call MiB, peak MiB and seconds of the shipped wavelet model on ``n^3`` (41 tilts).
 
@@ -184,13 +208,10 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
     """
     from inversa.cryolithe import (
         DataConfig,
-        SeriesConfig,
         UNetConfig,
         default_model_path,
         load_model,
         reconstruct,
-        simulate_series,
-        tilt_angles,
         train_unet,
         unet_reconstruct,
         wbp_normalized,
@@ -200,9 +221,7 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
     v = report.values
     shape = (32, 48, 48) if quick else (48, 96, 96)
     n_particles = 6 if quick else 24
-    schemes = {"in_distribution_60_4": (60.0, 4.0), "unseen_50_2": (50.0, 2.0)}
-    if not quick:
-        schemes |= {"unseen_60_3": (60.0, 3.0), "unseen_dose_symmetric_66_3": (66.0, 3.0)}
+    schemes = _schemes(quick)
     models = {
         "cryolithe": load_model(default_model_path("pixel")),
         "cryolithe_wavelet": load_model(default_model_path("wavelet")),
@@ -226,16 +245,6 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
     }
     v["speed_head"] = "wavelet"
 
-    def acquire(scene, tmax, step, seed):
-        angles = tilt_angles(tmax, step)
-        series = SeriesConfig(angles=angles, dose=120.0 / len(angles), ctf=True, defocus_um=3.0)
-        return simulate_series(scene, series, generator=torch.Generator().manual_seed(seed))
-
-    def flipped(data, voxel):
-        from inversa.tomography import CTFParams, phase_flip
-
-        return phase_flip(data, CTFParams(pixel_size_A=voxel, defocus_um=3.0))
-
     # SIRT iterations chosen on a validation tomogram (another held-out scene).
     from inversa.core import metrics
     from inversa.tomography import TiltSeriesProjector, sirt
@@ -246,8 +255,8 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
         return out
 
     val = _held_out(999, shape, n_particles)
-    vdata, vgeo = acquire(val, 60.0, 3.0, 998)
-    vflip = flipped(vdata, val.voxel_size)
+    vdata, vgeo = _acquire(val, 60.0, 3.0, 998)
+    vflip = _flipped(vdata, val.voxel_size)
     candidates = (5, 10, 20, 40) if not quick else (5, 10, 20)
     val_psnr = {
         n: float(
@@ -293,8 +302,8 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
     for t in range(n_tomos):
         scene = _held_out(100 + t, shape, n_particles)
         for s_i, (name, (tmax, step)) in enumerate(schemes.items()):
-            data, geo = acquire(scene, tmax, step, 1000 * t + s_i)
-            flip = flipped(data, scene.voxel_size)
+            data, geo = _acquire(scene, tmax, step, 1000 * t + s_i)
+            flip = _flipped(data, scene.voxel_size)
             vols = {
                 "wbp": wbp_normalized(flip, geo, shape),
                 "sirt": sirt_volume(flip, geo, n_sirt),
