@@ -40,6 +40,8 @@ def test_quick_cryolithe_bench_writes_the_issue_keys(tmp_path):
         assert key in values, key
     assert values["points_per_s"] > 0
     assert values["output_streamed_to_disk"] is True and values["peak_mib_32"] >= 0
+    # the keys are medians over the repeats (one in a quick run), every run listed
+    assert values["memory_repeats"] == 1 and values["peak_mib_48_runs"] == [values["peak_mib_48"]]
     assert values["unet_budget_clock"] in ("cpu", "wall")
     assert values["voxels_per_s"] == pytest.approx(8 * values["points_per_s"], rel=1e-3)
     # keys without "wavelet" are the pixel head's: its unseen-scheme PSNR is the mean of the

@@ -75,6 +75,38 @@ def test_missing_repeated_or_bad_slabs_are_refused(tmp_path):
     assert not target.exists() and _leftovers(tmp_path) == []
 
 
+def test_bands_of_rows_fill_the_volume_in_any_order(tmp_path):
+    vol = torch.arange(4 * 5 * 3, dtype=torch.float32).reshape(4, 5, 3)
+    target = tmp_path / "rows.mrc"
+    with io.stream_mrc(target, (4, 5, 3)) as out:
+        out[2:4, 3:5] = vol[2:4, 3:5]  # boxes of whole rows, out of order
+        out[0:2] = vol[0:2]
+        out[2:4, 0:3] = vol[2:4, 0:3]
+    back, _ = io.read_mrc(target)
+    assert torch.equal(back, vol)
+    header = mrcfile.open(target).header
+    assert float(header.dmean) == pytest.approx(float(vol.mean()))
+    assert float(header.rms) == pytest.approx(float(vol.std(unbiased=False)))
+    with (
+        pytest.raises(InputError, match="never written"),
+        io.stream_mrc(target, (4, 5, 3), force=True) as o,
+    ):
+        o[0:4, 0:4] = vol[:, :4]  # row 4 of every slice missing
+    with (
+        pytest.raises(InputError, match="already written"),
+        io.stream_mrc(target, (4, 5, 3), force=True) as o,
+    ):
+        o[0:2, 0:3] = vol[0:2, 0:3]
+        o[1:2, 2:5] = vol[1:2, 2:5]
+    with (
+        pytest.raises(InputError, match="slab of shape"),
+        io.stream_mrc(target, (4, 5, 3), force=True) as o,
+    ):
+        o[0:2, 0:3] = vol[0:2, 0:2]
+    assert torch.equal(io.read_mrc(target)[0], vol)  # the failed writes left it as it was
+    assert _leftovers(tmp_path) == []
+
+
 def test_existing_output_needs_force(tmp_path):
     target = tmp_path / "t.mrc"
     io.write_mrc(target, torch.zeros(2, 3, 3))

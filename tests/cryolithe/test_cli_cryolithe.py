@@ -65,12 +65,15 @@ def test_train_quick_writes_a_loadable_model_and_refuses_to_overwrite(tmp_path):
     assert main(args) == 2  # outputs exist, no --force
     # network widths are options (the wider attempt of docs/cryolithe.md)
     wide = [*args, "--force", "--set-features", "12", "--row-out", "3", "--head-hidden", "20,10"]
-    assert main(wide) == 0
+    assert main([*wide, "--patch-size", "5", "--scenes", "2"]) == 0
     from inversa.cryolithe import load_model
 
     config = load_model(out / "cryolithe_pixel.safetensors")[0].config
     assert (config.set_features, config.row_out, config.head_hidden) == (12, 3, (20, 10))
+    assert config.patch_size == 5
     assert config.row_features == SliceSetConfig().row_features and config.head == "pixel"
+    assert json.loads((out / "training_pixel.json").read_text())["n_scenes"] == 2
+    assert main([*wide, "--patch-size", "4"]) == 2  # patches are odd
 
 
 @pytest.mark.parametrize("bad", ["", "a,b", "16,0"])

@@ -227,6 +227,37 @@ def test_reconstruct_is_chunk_independent_and_deterministic():
 
 
 @pytest.mark.parametrize("head", ["pixel", "wavelet"])
+def test_bands_of_image_rows_give_the_training_path_under_large_shifts(head):
+    # Shift-only .xf: each band of volume rows reads only its band of image rows, per tilt
+    # displaced by the shift; shifts beyond the patch and the image edge (windows partly
+    # or wholly outside) must still give the network applied to extract_patches.
+    g = torch.Generator().manual_seed(21)
+    angles = list(tilt_angles(45, 15))
+    data = torch.randn(len(angles), 12, 10, generator=g)
+    xf = torch.zeros(len(angles), 2, 3, dtype=torch.float64)
+    xf[:, 0, 0] = xf[:, 1, 1] = 1.0
+    xf[:, 1, 2] = torch.tensor([-9.0, 4.5, 0.25, -2.7, 13.0, 6.0, -5.5])[: len(angles)]
+    xf[:, 0, 2] = torch.linspace(-3.0, 3.0, len(angles), dtype=torch.float64)
+    geo = _geometry(angles, xf)
+    net = SliceSet(SliceSetConfig(patch_size=5, row_features=4, set_features=6, head=head))
+    shape = (6, 12, 10)
+    points = voxel_points(shape, block=net.config.block).reshape(-1, 3)
+    patches = extract_patches(prepare_projections(data), geo, points, patch_size=5)
+    with torch.no_grad():
+        direct = net(patches, geo.angles.float())
+    if head == "pixel":
+        expect = direct[:, 0].reshape(shape)
+    else:
+        expect = haar3d_inverse(direct.reshape(3, 6, 5, 8).permute(3, 0, 1, 2))
+    f32 = torch.float32
+    for chunk, workers in ((5, 1), (12, 2), (10_000, 2)):  # one-row bands .. one band
+        got = reconstruct(
+            data, geo, model=net, shape=shape, chunk=chunk, workers=workers, images_dtype=f32
+        )
+        torch.testing.assert_close(got, expect, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("head", ["pixel", "wavelet"])
 def test_reconstruct_into_a_memmap_or_a_streamed_file_equals_in_memory(tmp_path, head):
     import numpy as np
 
@@ -479,11 +510,18 @@ def test_shipped_models_load_and_record_their_training(head):
     assert path.stat().st_size < 4 * 2**20  # "a few MB at most"
     model, info = load_model(path)
     assert model.config.head == head
-    # both heads: one 6,000-step run on one thread, within the same CPU-second budget
+    # both heads: one 6,000-step run on one thread; the pixel head with the paper's patch
+    # size on 96 scenes (docs/cryolithe.md, "Shipped models"), the wavelet head the defaults
     assert info["steps"] == info["steps_run"] == 6000 and info["resumed_from"] == 0
     assert info["training_seconds"] > 0
-    assert 0 < info["training_cpu_seconds"] <= 625.0
     assert "inversa cryolithe train" in info["command"]
+    if head == "pixel":
+        assert model.config.patch_size == 21 and info["n_scenes"] == 96
+        assert "--patch-size 21 --scenes 96" in info["command"]
+        assert 0 < info["training_cpu_seconds"] <= 1600.0
+    else:
+        assert model.config.patch_size == 9
+        assert 0 < info["training_cpu_seconds"] <= 625.0
 
 
 def test_make_scenes_draws_again_when_particles_do_not_fit(monkeypatch):

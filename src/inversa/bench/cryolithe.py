@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from inversa.bench._harness import BenchReport, save_figure
+from inversa.core.errors import InputError
 
 __all__ = ["figures", "fsc_resolution_without_dc", "run", "wedge_correlation"]
 
@@ -159,35 +160,56 @@ def _inference_point(n: int, device: str, threads: int) -> tuple[float, float, f
 
 
 def speed_memory(
-    *, quick: bool = False, device: str = "cpu", mmap_threshold: int | None = None
+    *,
+    quick: bool = False,
+    device: str = "cpu",
+    mmap_threshold: int | None = None,
+    repeats: int | None = None,
 ) -> dict[str, object]:
     """Speed and peak memory of streaming inference at two sizes (the benchmark's block).
 
     Wavelet head, 41 tilts: one network evaluation ("point") gives a 2x2x2 block, so
     voxels/s = 8 points/s. The tomogram streams to an MRC file (``stream_mrc``), as
-    ``inversa reconstruct`` does: the output is on disk, not in memory. Each size runs in
-    its own spawned process (:class:`~inversa.bench._harness.SpawnedProbe`): after a first
-    call on 4 slices (worker threads, allocator arenas; its growth is
-    ``peak_mib_first_call``) the peak is the measured call's own growth of the resident
-    set, with the heap trimmed and the kernel's peak reset before it. ``mmap_threshold``
-    fixes glibc's threshold in that process (a diagnostic; the benchmark keeps glibc's
-    adaptive default, what a user's process gets).
+    ``inversa reconstruct`` does: the output is on disk, not in memory. Each size runs
+    ``repeats`` times (default 3, quick 1), each in its own spawned process
+    (:class:`~inversa.bench._harness.SpawnedProbe`): after a first call on 4 slices
+    (worker threads, allocator arenas; its growth is ``peak_mib_first_call``) the peak is
+    the measured call's own growth of the resident set, with the heap trimmed and the
+    kernel's peak reset before it. The keys are the medians over the repeats (glibc's
+    arenas move a single peak by up to +-10 MiB from run to run); every run is in
+    ``peak_mib_{n}_runs`` and ``seconds_{n}_runs``. ``mmap_threshold`` fixes glibc's
+    threshold in that process (a diagnostic; the benchmark keeps glibc's adaptive
+    default, what a user's process gets).
     """
+    import statistics
+
     from inversa.bench._harness import SpawnedProbe
 
+    if repeats is None:
+        repeats = 1 if quick else 3
+    if repeats < 1:
+        raise InputError(None, f"repeats must be >= 1, got {repeats}")
     v: dict[str, object] = {}
     sizes = (32, 48) if quick else (128, 256)
     threads = torch.get_num_threads()
     for n in sizes:
-        with SpawnedProbe(mmap_threshold=mmap_threshold) as probe:
-            first, peak, sec = probe(_inference_point, n, str(device), threads)
-        v.setdefault("peak_mib_first_call", round(first, 1))
-        v[f"peak_mib_{n}"] = round(peak, 1)
-        v[f"seconds_{n}"] = round(sec, 2)
+        firsts, peaks, secs = [], [], []
+        for _ in range(repeats):
+            with SpawnedProbe(mmap_threshold=mmap_threshold) as probe:
+                first, peak, sec = probe(_inference_point, n, str(device), threads)
+            firsts.append(round(first, 1))
+            peaks.append(round(peak, 1))
+            secs.append(round(sec, 2))
+        v.setdefault("peak_mib_first_call", statistics.median(firsts))
+        v[f"peak_mib_{n}"] = statistics.median(peaks)
+        v[f"peak_mib_{n}_runs"] = peaks
+        v[f"seconds_{n}"] = statistics.median(secs)
+        v[f"seconds_{n}_runs"] = secs
         v[f"output_mib_{n}"] = round(n**3 * 4 / 2**20, 1)
         v[f"images_mib_{n}"] = round(41 * n * n * 4 / 2**20, 1)
-        v["voxels_per_s"] = round(n**3 / sec)
-        v["points_per_s"] = round(n**3 / 8 / sec)
+        v["voxels_per_s"] = round(n**3 / v[f"seconds_{n}"])
+        v["points_per_s"] = round(n**3 / 8 / v[f"seconds_{n}"])
+    v["memory_repeats"] = repeats
     v["mmap_threshold_bytes"] = mmap_threshold  # None: glibc's adaptive default
     v["output_streamed_to_disk"] = True
     v["speed_sizes"] = list(sizes)
@@ -267,12 +289,14 @@ def run(*, quick: bool = False, device: str = "cpu") -> BenchReport:
     n_sirt = max(val_psnr, key=val_psnr.get)
     v["sirt_iterations"] = n_sirt
 
-    # The learned peer, trained on the CryoLithe training distribution.
+    # The learned peer, trained on the pixel model's training data (its recorded number of
+    # scenes; older records: the default).
     data_cfg = (
         DataConfig(n_scenes=1, shape=(48, 48, 48), voxel_sizes=(12.0, 12.5), particles=(1, 1))
         if quick
-        else DataConfig()
+        else DataConfig(n_scenes=int(models["cryolithe"][1].get("n_scenes", DataConfig().n_scenes)))
     )
+    v["unet_training_scenes"] = data_cfg.n_scenes
     # The same budget as CryoLithe in CPU seconds (time.process_time, all threads,
     # simulation included in both): the pixel model's recorded training CPU time. Wall
     # time on a shared machine bought the peer less or more work depending on the load.

@@ -36,6 +36,12 @@ def train(
     head_hidden: str = typer.Option(
         None, "--head-hidden", help="Hidden widths of the head MLP, e.g. 256,128 (default 128,64)."
     ),
+    patch_size: int = typer.Option(
+        None, "--patch-size", min=1, help="Patch size P, odd (default 9; the paper: 21)."
+    ),
+    scenes: int = typer.Option(
+        None, "--scenes", min=1, help="Simulated training scenes (default 48)."
+    ),
     device: str = Device,
     force: bool = Force,
 ) -> None:
@@ -50,6 +56,7 @@ def train(
             ("row_features", row_features),
             ("set_features", set_features),
             ("row_out", row_out),
+            ("patch_size", patch_size),
         )
         if v is not None
     }
@@ -82,6 +89,7 @@ def train(
             device=device,
             force=force or resume,
             sizes=sizes,
+            data={"n_scenes": scenes} if scenes is not None else None,
         )
         typer.echo(
             f"{path}: {info['parameters']} parameters, loss {info['final_loss']:.4g}, "

@@ -67,35 +67,106 @@ def _padded_projections(
     arrays are the input and the ``(T, H + 2 pad, W + 2 pad)`` result (the ramp
     filter's zero-padded FFT is made for one tilt at a time, not for the stack).
 
-    With a narrower ``dtype`` (``torch.float16``: half the memory of the stack that
-    streaming inference holds) the stack's standard deviation is found first, from
-    float64 sums over the tilts filtered one at a time, and each tilt is filtered again,
-    scaled in float32 and rounded once (unit std values: a relative rounding of at most
-    ``2**-11``).
+    With a narrower ``dtype`` (``torch.float16``) the stack's standard deviation is found
+    first (:func:`_projection_stats`) and each tilt is filtered again in float64, scaled
+    and rounded once (unit std values: a relative rounding of at most ``2**-11``):
+    :func:`_band_rows` over all rows.
     """
     if data.ndim != 3:
         raise InputError(None, f"a tilt series must be (T, H, W); got {tuple(data.shape)}")
     n_tilts, height, width = data.shape
-
-    def filtered(t: int) -> torch.Tensor:
-        x = data[t].to(torch.float32)
-        return apply_ramp_filter(x - x.mean(), dim=-1, name="cosine", cutoff=cutoff)
-
+    if dtype != torch.float32:
+        means, scale = _projection_stats(data, cutoff=cutoff)
+        start = torch.zeros(n_tilts, dtype=torch.long)
+        return _band_rows(
+            data, means, scale, start, height + 2 * pad, pad, cutoff=cutoff, dtype=dtype
+        )
     out = torch.zeros((n_tilts, height + 2 * pad, width + 2 * pad), dtype=dtype, device=data.device)
     inner = out[:, pad : pad + height, pad : pad + width]
-    if dtype == torch.float32:
-        for t in range(n_tilts):
-            inner[t] = filtered(t)
-        return out.div_(inner.std().clamp_min(1e-12))
-    sums = torch.zeros(2, dtype=torch.float64, device=data.device)
     for t in range(n_tilts):
-        f = filtered(t).to(torch.float64)
-        sums += torch.stack([f.sum(), f.square().sum()])
+        x = data[t].to(torch.float32)
+        inner[t] = apply_ramp_filter(x - x.mean(), dim=-1, name="cosine", cutoff=cutoff)
+    return out.div_(inner.std().clamp_min(1e-12))
+
+
+def _projection_stats(
+    data: torch.Tensor, *, cutoff: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-tilt means ``(T,)`` and the filtered stack's standard deviation (a 0-d tensor).
+
+    What :func:`prepare_projections` subtracts and divides by, found in float64 a block of
+    ``_STATS_ROWS`` rows at a time (the temporaries do not grow with the image), so rows
+    of the prepared images can later be made a band at a time (:func:`_band_rows`)
+    without the whole stack ever being held.
+    """
+    n_tilts, height, width = data.shape
+    means = torch.empty(n_tilts, dtype=torch.float64, device=data.device)
+    sums = torch.zeros(2, dtype=torch.float64, device=data.device)
+    blocks = range(0, height, _STATS_ROWS)
+    for t in range(n_tilts):
+        rows = [data[t, r : r + _STATS_ROWS] for r in blocks]
+        means[t] = sum(x.to(torch.float64).sum() for x in rows) / (height * width)
+        for x in rows:
+            f = apply_ramp_filter(
+                x.to(torch.float64) - means[t], dim=-1, name="cosine", cutoff=cutoff
+            )
+            sums += torch.stack([f.sum(), f.square().sum()])
     n = n_tilts * height * width
     var = (sums[1] - sums[0].square() / n) / max(n - 1, 1)
-    scale = var.clamp_min(0.0).sqrt().clamp_min(1e-12).to(torch.float32)
+    return means, var.clamp_min(0.0).sqrt().clamp_min(1e-12)
+
+
+_STATS_ROWS = 32
+
+
+def _band_rows(
+    data: torch.Tensor,
+    means: torch.Tensor,
+    scale: torch.Tensor,
+    start: torch.Tensor,
+    n_rows: int,
+    pad: int,
+    *,
+    cutoff: float = 1.0,
+    dtype: torch.dtype = torch.float16,
+) -> torch.Tensor:
+    """Rows ``start[t] .. start[t] + n_rows`` of every tilt's zero-padded prepared image.
+
+    Padded row ``r`` is image row ``r - pad`` (zero outside the image), columns are padded
+    by ``pad`` on both sides. The ramp filter runs along x, row by row, so a band of rows
+    is filtered on its own and equals those rows of the whole filtered image.
+
+    Parameters
+    ----------
+    data
+        ``(T, H, W)`` line-integral images.
+    means, scale
+        From :func:`_projection_stats` of ``data``.
+    start
+        ``(T,)`` first padded row of each tilt's band.
+    n_rows
+        Rows per band.
+    pad
+        Zero border (``P + 1`` for :func:`_window_patches`).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(T, n_rows, W + 2 pad)`` in ``dtype``.
+    """
+    n_tilts, height, width = data.shape
+    out = torch.zeros((n_tilts, n_rows, width + 2 * pad), dtype=dtype, device=data.device)
     for t in range(n_tilts):
-        inner[t] = (filtered(t) / scale).to(dtype)
+        lo = int(start[t]) - pad  # image row of the band's first row
+        a, b = max(lo, 0), min(lo + n_rows, height)
+        if a >= b:
+            continue
+        # In float64: the FFT's rounding depends on how many rows it batches and on the
+        # thread count; 1e-16 differences do not survive the rounding to float32/16, so
+        # a row's stored value does not depend on the band or the threads.
+        x = data[t, a:b].to(torch.float64) - means[t]
+        f = apply_ramp_filter(x, dim=-1, name="cosine", cutoff=cutoff)
+        out[t, a - lo : b - lo, pad : pad + width] = (f / scale).to(dtype)
     return out
 
 
@@ -259,7 +330,14 @@ def _axis_aligned_patches(
     return _window_patches(_pad_images(images, patch_size), centre, patch_size)
 
 
-def _window_patches(padded: torch.Tensor, centre: torch.Tensor, patch_size: int) -> torch.Tensor:
+def _window_patches(
+    padded: torch.Tensor,
+    centre: torch.Tensor,
+    patch_size: int,
+    *,
+    height: int | None = None,
+    start: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Bilinear ``P x P`` patches from images padded by :func:`_pad_images`, ``(T, N, P, P)``.
 
     All pixels of one patch share the centre's fractional offset, so a patch is the
@@ -267,30 +345,41 @@ def _window_patches(padded: torch.Tensor, centre: torch.Tensor, patch_size: int)
     one gather of ``P + 1`` row segments per patch (from a strided view of the
     zero-padded images), then a lerp along x and one along y. Equal to ``grid_sample``
     with zero padding (up to float rounding) at a fraction of its cost. The padded
-    images can be made once for many calls (streaming inference).
+    images can be made once for many calls (streaming inference), or only a band of
+    their rows (:func:`_band_rows`; then ``height`` and ``start`` say which).
 
     Parameters
     ----------
     padded
-        ``(T, H + 2 (P + 1), W + 2 (P + 1))``, the ``(T, H, W)`` images in the middle
-        (float32, or float16 upcast window by window).
+        ``(T, R, W + 2 (P + 1))``: the ``(T, H, W)`` images in the middle of a zero border
+        (``R = H + 2 (P + 1)``), or rows ``start[t] ..`` of that (float32, or float16
+        upcast window by window). A band must hold every window of ``centre``.
     centre
         ``(T, N, 2)`` patch centres ``(x, y)`` in pixels about the image centre.
     patch_size
         ``P``.
+    height
+        ``H`` of the whole images (default: all rows are given).
+    start
+        ``(T,)`` padded row held in ``padded``'s first row (default 0).
     """
     p1 = patch_size + 1
     n_tilts = padded.shape[0]
-    height, width = padded.shape[1] - 2 * p1, padded.shape[2] - 2 * p1
-    segments = padded.unfold(2, p1, 1)  # (T, H + 2 p1, W + p1 + 1, P + 1), a view
+    width = padded.shape[2] - 2 * p1
+    if height is None:
+        height = padded.shape[1] - 2 * p1
+    segments = padded.unfold(2, p1, 1)  # (T, R, W + p1 + 1, P + 1), a view
     half = patch_size // 2
     shift = torch.tensor([width // 2 - half, height // 2 - half], dtype=centre.dtype)
     corner = centre + shift.to(centre.device)  # top-left sample, pixel index (x, y)
-    start = corner.floor()
-    frac = corner - start
+    first = corner.floor()
+    frac = corner - first
     # a window entirely outside the image reads only padding, wherever it is clamped to
-    x0 = start[..., 0].clamp(-p1, width).long() + p1
-    y0 = start[..., 1].clamp(-p1, height).long() + p1
+    x0 = first[..., 0].clamp(-p1, width).long() + p1
+    y0 = first[..., 1] + p1
+    if start is not None:
+        y0 = y0 - start.to(device=y0.device, dtype=y0.dtype)[:, None]
+    y0 = y0.clamp(0, padded.shape[1] - p1).long()
     rows = y0[..., None] + torch.arange(p1, device=padded.device)  # (T, N, P + 1)
     tilt = torch.arange(n_tilts, device=padded.device)[:, None, None]
     # (T, N, P + 1, P + 1): [t, n, row, col], upcast when the images are stored narrower

@@ -14,9 +14,10 @@ import torch
 
 from inversa.core.errors import InputError
 from inversa.cryolithe._features import (
+    _band_rows,
     _is_shift_only,
     _pad_images,
-    _padded_projections,
+    _projection_stats,
     _window_patches,
     align_images,
     extract_patches,
@@ -36,24 +37,31 @@ def default_model_path(head: str = "wavelet") -> Path:
     return Path(__file__).parent / "data" / f"cryolithe_{head}.safetensors"
 
 
-def _chunk_points(start: int, stop: int, grid: tuple[int, int, int], block: int, device):
-    # Coordinates are made per chunk from flat indices, so no (N, 3) array of the whole
-    # volume ever exists (256^3 points would be 200 MB by themselves).
-    idx = torch.arange(start, stop, device=device)
-    d, h, w = grid
-    k, rem = idx // (h * w), idx % (h * w)
-    j, i = rem // w, rem % w
-    full = (d * block, h * block, w * block)
+def _tile_points(
+    k: tuple[int, int], j: tuple[int, int], grid: tuple[int, int, int], block: int, device
+) -> torch.Tensor:
+    """``(N, 3)`` block centres ``(x, y, z)`` of grid slabs ``k`` x rows ``j`` x every column.
+
+    Made per tile, so no ``(N, 3)`` array of the whole volume ever exists (256^3 points
+    would be 200 MB by themselves); ordered ``[k, j, i]``.
+    """
+    full = tuple(n * block for n in grid)
     off = (block - 1) / 2
+    kk, jj, ii = torch.meshgrid(
+        torch.arange(*k, device=device),
+        torch.arange(*j, device=device),
+        torch.arange(grid[2], device=device),
+        indexing="ij",
+    )
     pts = torch.stack(
         [
-            i * block + off - full[2] // 2,
-            j * block + off - full[1] // 2,
-            k * block + off - full[0] // 2,
+            ii * block + off - full[2] // 2,
+            jj * block + off - full[1] // 2,
+            kk * block + off - full[0] // 2,
         ],
         dim=-1,
     )
-    return pts.to(torch.float32)
+    return pts.reshape(-1, 3).to(torch.float32)
 
 
 # Bytes of patches (and their sampling temporaries) that one tilt group of a chunk may make;
@@ -108,11 +116,15 @@ def reconstruct(
 ) -> Any:
     """Reconstruct a tomogram with a trained SliceSet network, ``chunk`` points at a time.
 
-    The volume is filled along z: every finished slab of ``block`` slices (1 for the
-    pixel head, 2 for the wavelet head) is written to ``out`` at once, so besides
-    ``out`` only one chunk's working set, the prepared images and two slabs are held.
-    With a memory map or :func:`inversa.core.io.stream_mrc` as ``out``, memory does not
-    grow with the volume.
+    The volume goes in tiles of whole x rows, band of y rows after band of y rows: the
+    tilt axis is y, so the points of a band project onto a band of image rows (per tilt,
+    displaced by its ``.xf`` shift), and only those rows of the ramp-filtered images are
+    made and held (filtered for the band; the filter runs along x). Every tile is
+    written to ``out`` as soon as it is done. Besides ``out``, the input and the tilts'
+    means, only one band of image rows per worker, the tiles being evaluated and their
+    voxels are held: with a memory map or :func:`inversa.core.io.stream_mrc` as ``out``,
+    memory grows neither with the volume nor with the image height. With an ``.xf``
+    that rotates, rows mix: the whole aligned stack is held (``images_dtype``).
 
     Parameters
     ----------
@@ -125,11 +137,13 @@ def reconstruct(
     shape
         ``(D, H, W)`` of the tomogram; ``H`` and ``W`` must be the image size.
     chunk
-        Points evaluated at once (the wavelet head does 8 voxels per point). Within a
-        chunk, patch sampling and the set layer go tilt by tilt on a CPU (and in tilt
-        groups of a fixed memory budget on a GPU), so the working set is bounded
-        whatever the number of tilts. ``None``: 2,048 on a CPU, 65,536 on a GPU (3.6x
-        faster there than 2,048, measured). The result does not depend on it.
+        Points evaluated at once (the wavelet head does 8 voxels per point); a tile is
+        ``chunk // row`` rows of points (a row: ``W / block`` points; a row wider than
+        ``chunk`` is evaluated in pieces), or whole slabs when a band is the full
+        height. Within a chunk, patch sampling and the set layer go tilt by tilt on a
+        CPU (and in tilt groups of a fixed memory budget on a GPU), so the working set is
+        bounded whatever the number of tilts. ``None``: 2,048 on a CPU, 65,536 on a GPU
+        (3.6x faster there than 2,048, measured). The result does not depend on it.
     device
         Where the network runs.
     progress
@@ -140,8 +154,8 @@ def reconstruct(
         into the aligned frame first (:func:`align_images`; two interpolations).
     out
         Where to write the ``(D, H, W)`` tomogram: a float32 tensor, a numpy array or
-        memory map, or anything that takes ``out[z0:z1] = slab`` (e.g. the writer of
-        :func:`inversa.core.io.stream_mrc`). ``None``: a new CPU tensor.
+        memory map, or anything that takes ``out[z0:z1, y0:y1] = box`` (e.g. the writer
+        of :func:`inversa.core.io.stream_mrc`). ``None``: a new CPU tensor.
     workers
         Chunks evaluated at once, each on one thread (``None``: ``torch.get_num_threads()``
         on the CPU, 1 on a GPU). Torch runs single-threaded operations meanwhile (its
@@ -149,12 +163,14 @@ def reconstruct(
         chunk stall whenever one of their threads is descheduled on a busy machine,
         whole chunks per thread do not. The result does not depend on it.
     images_dtype
-        How the padded, ramp-filtered images that the whole run reads from are stored:
-        ``torch.float16`` (default) halves the one array that grows with the image size
-        (41 tilts of 256^2: 6 MiB instead of 12 MiB); every window of samples is upcast
-        to float32 before interpolation, so only the stored samples are rounded (relative
+        How the padded, ramp-filtered image rows are stored: ``torch.float16``
+        (default) halves them (the whole aligned stack with a rotating ``.xf``: 41
+        tilts of 256^2, 6 MiB instead of 12 MiB); every window of samples is upcast to
+        float32 before interpolation, so only the stored samples are rounded (relative
         ``2**-11``; the tomogram is equal to the float32 one within about 1e-3 of its
-        standard deviation, tested). ``torch.float32``: the training path's values.
+        standard deviation, tested). ``torch.float32``: the training path's values (to
+        float32 rounding: the rows are filtered in float64, so a stored value does not
+        depend on the band or the thread count).
 
     Returns
     -------
@@ -186,69 +202,107 @@ def reconstruct(
     model = model.to(device).eval()
     patch_size = model.config.patch_size
     geo = geometry.to(device=device, dtype=torch.float32).replace(detector_shape=None)
-    padded = images = None
-    if geo.xf is None or _is_shift_only(geo.xf):
-        # One zero-padded copy of the prepared images for the whole run (the fast,
-        # axis-aligned sampling path).
-        padded = _padded_projections(data.to(device), patch_size + 1, dtype=images_dtype)
-    elif not exact_xf:
-        # In-plane rotations would turn every patch: resample the images into the aligned
-        # frame once, so patches are axis-aligned (the fast sampling path).
-        aligned = align_images(prepare_projections(data.to(device)), geo)
-        padded = _pad_images(aligned.to(images_dtype), patch_size)
-        del aligned
-        geo = geo.replace(xf=None)
-    else:
-        images = prepare_projections(data.to(device))
-    weights = bias = None
-    if padded is not None and hasattr(model, "fold_set_layer"):
-        weights, bias = model.fold_set_layer(geo.angles)
-
-    def evaluate(pts: torch.Tensor) -> torch.Tensor:
-        if padded is None:  # exact .xf: grid_sample along the rotated patch axes
-            return model(extract_patches(images, geo, pts, patch_size=patch_size), geo.angles)
-        n = pts.shape[0]
-        centre = geo.project_points(pts)  # (T, N, 2)
-        if weights is None:  # a network without the folded set layer: all tilts at once
-            return model(_window_patches(padded, centre, patch_size).transpose(0, 1), geo.angles)
-        acc = torch.zeros(n, patch_size, weights.shape[-1], device=device)
-        # Sampling fused with the set layer: on a CPU one tilt at a time (a small,
-        # cache-friendly working set; each worker thread runs its own chunk), on a GPU
-        # as many tilts at once as fit in the budgets (few large operations).
-        per_tilt = n * (patch_size + 1) ** 2 * 4 * 3  # the window and the two lerps
-        group = 1 if cpu else max(1, min(n_tilts, _SAMPLE_BYTES // per_tilt))
-        for g0 in range(0, n_tilts, group):
-            g1 = min(n_tilts, g0 + group)
-            patches = _window_patches(padded[g0:g1], centre[g0:g1], patch_size)
-            pooled_set_sum(
-                patches, weights[g0:g1], bias[g0:g1], out=acc, group_bytes=0 if cpu else GROUP_BYTES
-            )
-        return model.from_pooled(acc / n_tilts)
-
     block = model.config.block
     # Odd sizes are padded by one voxel at the start: padded index - (n + 1) // 2 is the
     # original index - n // 2, so the block centres need no shift.
     pad = tuple((block - n % block) % block for n in shape)
     full = tuple(n + p for n, p in zip(shape, pad, strict=True))
     grid = tuple(n // block for n in full)
-    layer = grid[1] * grid[2]  # points per slab of `block` slices
-    total = grid[0] * layer
-    # Chunks are written into a buffer of the slabs they touch; finished slabs go to
-    # `out` at once and the unfinished one moves to the front.
-    n_buf = chunk // layer + 2
-    buf = torch.empty((n_buf * block, full[1], full[2]), dtype=torch.float32)
-    flat = buf.view(-1)
+    # The volume goes in tiles of `rows` grid rows (y) x `depth` slabs (z) x every column,
+    # band of rows after band: a band's points project (tilt about y) onto a band of
+    # image rows, so only that band of the prepared images is needed at a time.
+    rows = min(grid[1], max(1, chunk // grid[2]))
+    depth = max(1, min(grid[0], chunk // (rows * grid[2])))
+    p1 = patch_size + 1
+    data = data.to(device)
+    banded = geo.xf is None or _is_shift_only(geo.xf)
+    padded = images = None
+    if banded:
+        # Image rows are ramp-filtered band by band (the filter runs along x); the mean
+        # and scale of the whole stack come first, tilt by tilt.
+        means, scale = _projection_stats(data)
+    elif not exact_xf:
+        # In-plane rotations would turn every patch: resample the images into the aligned
+        # frame once, so patches are axis-aligned (the fast sampling path). Rotations mix
+        # rows, so this path holds the whole aligned stack.
+        aligned = align_images(prepare_projections(data), geo)
+        padded = _pad_images(aligned.to(images_dtype), patch_size)
+        del aligned
+        geo = geo.replace(xf=None)
+    else:
+        images = prepare_projections(data)
+    weights = bias = None
+    if (banded or padded is not None) and hasattr(model, "fold_set_layer"):
+        weights, bias = model.fold_set_layer(geo.angles)
+
+    def band(j0: int, j1: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Return the padded image rows that grid rows ``j0:j1`` read, and each first row."""
+        if not banded:
+            return padded, None
+        y = torch.tensor([j0, j1 - 1], dtype=torch.float32) * block + (block - 1) / 2
+        ends = torch.zeros(2, 3, device=device)
+        ends[:, 1] = (y - full[1] // 2).to(device)
+        v = geo.project_points(ends)[..., 1]  # (T, 2); v does not depend on x or z
+        top = (v + height // 2 - patch_size // 2).floor().long() + p1  # first window row
+        # one row of margin each side: float rounding may floor a point's row either way
+        first, last = top.amin(dim=1) - 1, top.amax(dim=1) + p1 + 1  # per tilt
+        n_rows = int((last - first).max())
+        return _band_rows(data, means, scale, first, n_rows, p1, dtype=images_dtype), first
+
+    def evaluate(pts: torch.Tensor, src: torch.Tensor | None, start) -> torch.Tensor:
+        if src is None:  # exact .xf: grid_sample along the rotated patch axes
+            return model(extract_patches(images, geo, pts, patch_size=patch_size), geo.angles)
+        n = pts.shape[0]
+        centre = geo.project_points(pts)  # (T, N, 2)
+        where = {"height": height, "start": start}
+        if weights is None:  # a network without the folded set layer: all tilts at once
+            patches = _window_patches(src, centre, patch_size, **where)
+            return model(patches.transpose(0, 1), geo.angles)
+        acc = torch.zeros(n, patch_size, weights.shape[-1], device=device)
+        # Sampling fused with the set layer: on a CPU one tilt at a time (a small,
+        # cache-friendly working set; each worker thread runs its own tile), on a GPU
+        # as many tilts at once as fit in the budgets (few large operations).
+        per_tilt = n * (patch_size + 1) ** 2 * 4 * 3  # the window and the two lerps
+        group = 1 if cpu else max(1, min(n_tilts, _SAMPLE_BYTES // per_tilt))
+        for g0 in range(0, n_tilts, group):
+            g1 = min(n_tilts, g0 + group)
+            sub = None if start is None else start[g0:g1]
+            patches = _window_patches(
+                src[g0:g1], centre[g0:g1], patch_size, height=height, start=sub
+            )
+            pooled_set_sum(
+                patches, weights[g0:g1], bias[g0:g1], out=acc, group_bytes=0 if cpu else GROUP_BYTES
+            )
+        return model.from_pooled(acc / n_tilts)
+
     if block == 2:
         synth = haar_matrix(dtype=torch.float32, device=device)  # voxel = coefficients @ synth
-        dz, dy, dx = torch.meshgrid(*[torch.arange(2)] * 3, indexing="ij")  # haar's order
-        corner = (dz * full[1] * full[2] + dy * full[2] + dx).reshape(1, 8)
-    to_out = (lambda x: x) if isinstance(out, torch.Tensor) else (lambda x: x.numpy())
-    base = 0  # first slab held in the buffer
 
-    def run_chunk(start: int, stop: int) -> torch.Tensor:
+    def run_tile(k: tuple[int, int], j: tuple[int, int], src, start) -> torch.Tensor:
+        """Return a tile's voxels, ``(block * nk, block * nj, block * grid_w)`` on the CPU."""
         with torch.no_grad():  # grad mode is per thread
-            return evaluate(_chunk_points(start, stop, grid, block, device))  # (n, n_out)
+            pts = _tile_points(k, j, grid, block, device)
+            # a row wider than `chunk` points is evaluated in pieces of `chunk`
+            values = torch.cat([evaluate(p, src, start) for p in pts.split(chunk)])
+        nk, nj = k[1] - k[0], j[1] - j[0]
+        if block == 1:
+            return values.reshape(nk, nj, grid[2]).to("cpu", torch.float32)
+        # the 8 coefficients of a block -> its voxels [dz, dy, dx] (haar's order)
+        vox = (values @ synth).reshape(nk, nj, grid[2], 2, 2, 2).permute(0, 3, 1, 4, 2, 5)
+        return vox.reshape(2 * nk, 2 * nj, 2 * grid[2]).to("cpu", torch.float32)
 
+    def write(k: tuple[int, int], j: tuple[int, int], voxels: torch.Tensor) -> None:
+        z0, y0 = k[0] * block - pad[0], j[0] * block - pad[1]
+        part = voxels[max(0, -z0) :, max(0, -y0) :, pad[2] :]
+        z0, y0 = max(z0, 0), max(y0, 0)
+        part = part if isinstance(out, torch.Tensor) else part.numpy()
+        out[z0 : z0 + part.shape[0], y0 : y0 + part.shape[1]] = part
+
+    tiles = (  # a generator: a list of every tile would grow with the volume
+        ((k0, min(k0 + depth, grid[0])), (j0, min(j0 + rows, grid[1])))
+        for j0 in range(0, grid[1], rows)
+        for k0 in range(0, grid[0], depth)
+    )
     if workers is None:
         workers = torch.get_num_threads() if cpu else 1
     workers = max(1, int(workers))
@@ -259,34 +313,20 @@ def reconstruct(
         _one_thread_per_worker(workers),
     ):
         pool = _pool(workers)
-        task = bar.add_task("cryolithe", total=total)
+        task = bar.add_task("cryolithe", total=grid[0] * grid[1] * grid[2])
         pending: deque = deque()
-        starts = iter(range(0, total, chunk))
+        current: tuple = (None, None, None)  # (rows, band images, first rows)
         while True:
-            # Chunks run `workers` at a time; results are written in order.
-            while len(pending) <= workers and (start := next(starts, None)) is not None:
-                stop = min(start + chunk, total)
-                pending.append((start, stop, pool.submit(run_chunk, start, stop)))
+            # Tiles run `workers` at a time; a band's images are made when its first
+            # tile is queued and dropped with its last; results are written in order.
+            while len(pending) <= workers and (tile := next(tiles, None)) is not None:
+                k, j = tile
+                if current[0] != j:
+                    current = (j, *band(*j))
+                pending.append((k, j, pool.submit(run_tile, k, j, current[1], current[2])))
             if not pending:
                 break
-            start, stop, job = pending.popleft()
-            values = job.result()
-            lo, hi = start - base * layer, stop - base * layer
-            if block == 1:
-                flat[lo:hi] = values[:, 0].to("cpu", torch.float32)
-            else:
-                idx = torch.arange(lo, hi)
-                k, rem = idx // layer, idx % layer
-                j, i = rem // grid[2], rem % grid[2]
-                first = 2 * (k * full[1] * full[2] + j * full[2] + i)
-                flat[first[:, None] + corner] = (values @ synth).to("cpu", torch.float32)
-            done = stop // layer  # slabs finished
-            if done > base:
-                z0, z1 = base * block - pad[0], done * block - pad[0]
-                slab = buf[(done - base) * block - (z1 - max(z0, 0)) : (done - base) * block]
-                out[max(z0, 0) : z1] = to_out(slab[:, pad[1] :, pad[2] :])
-                if stop % layer:  # the unfinished slab to the front
-                    buf[:block] = buf[(done - base) * block : (done - base + 1) * block].clone()
-                base = done
-            bar.update(task, completed=stop)
+            k, j, job = pending.popleft()
+            write(k, j, job.result())
+            bar.update(task, advance=(k[1] - k[0]) * (j[1] - j[0]) * grid[2])
     return out

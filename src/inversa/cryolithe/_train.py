@@ -215,6 +215,7 @@ def train_model(
         "training_cpu_seconds": round(time.process_time() - c0, 1),
         "torch_threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters()),
+        "n_scenes": config.data.n_scenes,
         "history": result.history,
     }
     return model.to("cpu").eval(), info
@@ -239,12 +240,14 @@ def train_and_save(
     force: bool = False,
     progress: bool = True,
     sizes: dict | None = None,
+    data: dict | None = None,
 ) -> tuple[Path, dict]:
     """Train one head and write ``cryolithe_{head}.safetensors`` and ``training_{head}.json``.
 
     The checkpoint ``checkpoint_{head}.pt`` in ``out_dir`` is kept, so ``resume=True``
-    continues an interrupted run. ``sizes`` overrides network widths of
-    :class:`SliceSetConfig` (e.g. ``{"set_features": 64}``); the head is ``head``.
+    continues an interrupted run. ``sizes`` overrides fields of :class:`SliceSetConfig`
+    (e.g. ``{"set_features": 64, "patch_size": 21}``); the head is ``head``. ``data``
+    overrides fields of :class:`DataConfig` (e.g. ``{"n_scenes": 96}``).
 
     Returns
     -------
@@ -261,6 +264,8 @@ def train_and_save(
     if sizes:
         wider = SliceSetConfig.from_dict({**config.model.to_dict(), **sizes, "head": head})
         config = dataclasses.replace(config, model=wider)
+    if data:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, **data))
     model, info = train_model(
         config,
         checkpoint=out_dir / f"checkpoint_{head}.pt",

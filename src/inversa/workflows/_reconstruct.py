@@ -150,10 +150,10 @@ def reconstruct_stack(
     progress
         Show a progress bar for iterative methods.
     out
-        Where to write the ``(D, H, W)`` tomogram (``out[z0:z1] = slab``: a tensor, a
-        memory map, or :func:`inversa.core.io.stream_mrc`'s writer); CryoLithe fills it
-        slab by slab, so its memory does not grow with the volume. ``None``: return a
-        new tensor.
+        Where to write the ``(D, H, W)`` tomogram (``out[z0:z1, y0:y1] = box``: a tensor,
+        a memory map, or :func:`inversa.core.io.stream_mrc`'s writer); CryoLithe fills it
+        a box of rows at a time, so its memory does not grow with the volume. ``None``:
+        return a new tensor.
 
     Returns
     -------
@@ -261,7 +261,7 @@ def reconstruct_file(
             )
     geometry = TiltGeometry(angles=angles, xf=xf, detector_shape=tuple(stack.shape[1:]))
     if config.method == "cryolithe":
-        # Streamed to the file slab by slab (atomic: nothing is left if it fails).
+        # Streamed to the file a box of rows at a time (atomic: nothing is left if it fails).
         shape = (_volume_depth(stack.shape[2], config), *stack.shape[1:])
         with io.stream_mrc(out_path, shape, voxel_size=pixel_size, force=force) as out:
             reconstruct_stack(

@@ -8,7 +8,8 @@ strict parser of our own) that return PyTorch tensors and pandas tables and turn
 malformed file into one `inversa.core.errors.InputError` naming the file; JSON
 goes through `read_json` and `write_json`. Every writer goes through `atomic_write`: a
 failed write leaves nothing behind, and an existing output is only replaced with
-``force=True``; `stream_mrc` writes a volume slab by slab (memory flat in its size);
+``force=True``; `stream_mrc` writes a volume by z slabs or boxes of rows (memory flat in
+its size);
 `check_outputs` refuses unwritable outputs before any work and
 `output_folder` removes what a failed run created.
 """

@@ -1,4 +1,4 @@
-"""Streaming MRC volumes: written slab by slab, never held in memory as a whole."""
+"""Streaming MRC volumes: written a slab or a box of rows at a time, never held whole."""
 
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ __all__ = ["MrcSlabWriter", "stream_mrc"]
 
 
 class MrcSlabWriter:
-    """A float32 MRC volume being written along z, one slab (``[z0:z1]``) at a time.
+    """A float32 MRC volume being written a box of whole rows at a time.
 
-    Made by :func:`stream_mrc`. Each slab goes to its place in the file with one
-    positioned write, so memory stays at one slab whatever the volume size (the pages go
-    to the operating system's file cache, not to the process, unlike a memory map).
-    The header statistics (min, max, mean, rms) are accumulated slab by slab.
+    Made by :func:`stream_mrc`. ``writer[z0:z1] = slab`` writes whole slices,
+    ``writer[z0:z1, y0:y1] = box`` rows ``y0:y1`` of slices ``z0:z1`` (a band of rows,
+    as CryoLithe's inference makes them). Each slice's rows go to their place in the
+    file with one positioned write, so memory stays at one box whatever the volume size
+    (the pages go to the operating system's file cache, not to the process, unlike a
+    memory map). The header statistics (min, max, mean, rms) are accumulated box by box;
+    a row written twice is refused (it would count twice).
 
     Attributes
     ----------
@@ -37,7 +40,7 @@ class MrcSlabWriter:
         self._path = path
         self._handle = handle
         self._offset = offset
-        self._written = np.zeros(self.shape[0], dtype=bool)
+        self._written = np.zeros(self.shape[:2], dtype=bool)  # (D, H) rows
         self._count = 0
         self._mean = 0.0
         self._m2 = 0.0  # sum of squared deviations from the running mean (Chan et al.)
@@ -48,27 +51,37 @@ class MrcSlabWriter:
         """Return the number of z slices ``D``."""
         return self.shape[0]
 
-    def __setitem__(self, index: slice, values: torch.Tensor | np.ndarray) -> None:
-        """Write ``values`` (``(z1 - z0, H, W)``) to slices ``[z0:z1]`` (a step-1 slice)."""
-        if not isinstance(index, slice) or index.step not in (None, 1):
-            raise InputError(self._path, "a streamed volume is written by z slices [z0:z1]")
-        z0, z1, _ = index.indices(self.shape[0])
+    def __setitem__(
+        self, index: slice | tuple[slice, slice], values: torch.Tensor | np.ndarray
+    ) -> None:
+        """Write ``values`` (``(z1 - z0, y1 - y0, W)``) to ``[z0:z1]`` or ``[z0:z1, y0:y1]``."""
+        parts = index if isinstance(index, tuple) else (index,)
+        if not 1 <= len(parts) <= 2 or any(
+            not isinstance(s, slice) or s.step not in (None, 1) for s in parts
+        ):
+            raise InputError(
+                self._path,
+                "a streamed volume is written by z slices [z0:z1] or rows [z0:z1, y0:y1]",
+            )
+        z0, z1, _ = parts[0].indices(self.shape[0])
+        y0, y1, _ = (parts[1] if len(parts) == 2 else slice(None)).indices(self.shape[1])
         if isinstance(values, torch.Tensor):
             values = values.detach().to(device="cpu", dtype=torch.float32).numpy()
         array = np.ascontiguousarray(values, dtype=np.float32)
-        want = (max(0, z1 - z0), *self.shape[1:])
+        want = (max(0, z1 - z0), max(0, y1 - y0), self.shape[2])
         if array.shape != want:
-            raise InputError(self._path, f"slab of shape {array.shape} for slices {want}")
+            raise InputError(self._path, f"slab of shape {array.shape} for a box of {want}")
         if array.size == 0:
             return
         if not np.isfinite(array).all():
             raise InputError(self._path, "refusing to write NaN or infinite values")
-        if self._written[z0:z1].any():  # the statistics would count them twice
+        if self._written[z0:z1, y0:y1].any():  # the statistics would count them twice
             raise InputError(self._path, f"slices {z0}..{z1 - 1} were already written")
-        plane = self.shape[1] * self.shape[2] * 4
-        self._handle.seek(self._offset + z0 * plane)
-        self._handle.write(memoryview(array).cast("B"))
-        self._written[z0:z1] = True
+        row = self.shape[2] * 4
+        for z in range(z0, z1):
+            self._handle.seek(self._offset + (z * self.shape[1] + y0) * row)
+            self._handle.write(memoryview(array[z - z0]).cast("B"))
+        self._written[z0:z1, y0:y1] = True
         n, mean = array.size, float(array.mean(dtype=np.float64))
         m2 = float(np.square(array - mean, dtype=np.float64).sum())
         total = self._count + n
@@ -80,7 +93,7 @@ class MrcSlabWriter:
         self._max = max(self._max, float(array.max()))
 
     def _finish(self) -> None:
-        missing = int((~self._written).sum())
+        missing = int((~self._written).any(axis=1).sum())
         if missing:
             raise InputError(self._path, f"{missing} of {self.shape[0]} slices were never written")
         header = np.frombuffer(bytearray(self._read_header()), dtype=mrcfile.dtypes.HEADER_DTYPE)
@@ -108,7 +121,8 @@ def stream_mrc(
     """Write a float32 MRC volume slab by slab, atomically.
 
     The file is made in a temporary sibling (:func:`atomic_write`), filled through the
-    yielded :class:`MrcSlabWriter` (``writer[z0:z1] = slab``, in any order) and renamed
+    yielded :class:`MrcSlabWriter` (``writer[z0:z1] = slab`` or ``writer[z0:z1, y0:y1] = box``,
+    in any order) and renamed
     onto ``path`` when the block ends with every slice written; on any exception, or
     with slices missing, the temporary is removed and ``path`` is left as it was. Pass
     the writer as ``out=`` to a reconstruction that fills its output along z.
