@@ -81,3 +81,10 @@ def test_train_refuses_bad_head_widths(tmp_path, bad):
     args = ["cryolithe", "train", str(tmp_path / "r"), "--quick", "--head-hidden", bad]
     assert main(args) == 2
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("option", [["--patch-size", "4"], ["--scenes", "0"]])
+def test_train_refuses_a_bad_patch_size_or_scene_count(tmp_path, option):
+    args = ["cryolithe", "train", str(tmp_path / "r"), "--quick", "--head", "pixel", *option]
+    assert main(args) == 2
+    assert not (tmp_path / "r").exists()

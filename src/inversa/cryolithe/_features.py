@@ -55,38 +55,14 @@ def prepare_projections(data: torch.Tensor, *, cutoff: float = 1.0) -> torch.Ten
     torch.Tensor
         ``(T, H, W)`` float32, unit standard deviation.
     """
-    return _padded_projections(data, 0, cutoff=cutoff)
-
-
-def _padded_projections(
-    data: torch.Tensor, pad: int, *, cutoff: float = 1.0, dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
-    """:func:`prepare_projections` written into the middle of a zero border of ``pad`` px.
-
-    Tilts are filtered one at a time straight into the output, so the only image-sized
-    arrays are the input and the ``(T, H + 2 pad, W + 2 pad)`` result (the ramp
-    filter's zero-padded FFT is made for one tilt at a time, not for the stack).
-
-    With a narrower ``dtype`` (``torch.float16``) the stack's standard deviation is found
-    first (:func:`_projection_stats`) and each tilt is filtered again in float64, scaled
-    and rounded once (unit std values: a relative rounding of at most ``2**-11``):
-    :func:`_band_rows` over all rows.
-    """
     if data.ndim != 3:
         raise InputError(None, f"a tilt series must be (T, H, W); got {tuple(data.shape)}")
-    n_tilts, height, width = data.shape
-    if dtype != torch.float32:
-        means, scale = _projection_stats(data, cutoff=cutoff)
-        start = torch.zeros(n_tilts, dtype=torch.long)
-        return _band_rows(
-            data, means, scale, start, height + 2 * pad, pad, cutoff=cutoff, dtype=dtype
-        )
-    out = torch.zeros((n_tilts, height + 2 * pad, width + 2 * pad), dtype=dtype, device=data.device)
-    inner = out[:, pad : pad + height, pad : pad + width]
-    for t in range(n_tilts):
+    # Tilt by tilt: the ramp filter's zero-padded FFT is made for one tilt at a time.
+    out = torch.empty(data.shape, dtype=torch.float32, device=data.device)
+    for t in range(data.shape[0]):
         x = data[t].to(torch.float32)
-        inner[t] = apply_ramp_filter(x - x.mean(), dim=-1, name="cosine", cutoff=cutoff)
-    return out.div_(inner.std().clamp_min(1e-12))
+        out[t] = apply_ramp_filter(x - x.mean(), dim=-1, name="cosine", cutoff=cutoff)
+    return out.div_(out.std().clamp_min(1e-12))
 
 
 def _projection_stats(

@@ -254,9 +254,8 @@ def reconstruct(
             return model(extract_patches(images, geo, pts, patch_size=patch_size), geo.angles)
         n = pts.shape[0]
         centre = geo.project_points(pts)  # (T, N, 2)
-        where = {"height": height, "start": start}
         if weights is None:  # a network without the folded set layer: all tilts at once
-            patches = _window_patches(src, centre, patch_size, **where)
+            patches = _window_patches(src, centre, patch_size, height=height, start=start)
             return model(patches.transpose(0, 1), geo.angles)
         acc = torch.zeros(n, patch_size, weights.shape[-1], device=device)
         # Sampling fused with the set layer: on a CPU one tilt at a time (a small,

@@ -257,7 +257,6 @@ def train_and_save(
     from inversa.cryolithe._model import save_model
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     config = quick_config(head, steps) if quick else TrainingConfig(model=SliceSetConfig(head=head))
     if steps is not None and not quick:
         config = TrainingConfig(model=config.model, data=config.data, steps=steps)
@@ -266,6 +265,7 @@ def train_and_save(
         config = dataclasses.replace(config, model=wider)
     if data:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, **data))
+    out_dir.mkdir(parents=True, exist_ok=True)  # after the checks: a bad size leaves nothing
     model, info = train_model(
         config,
         checkpoint=out_dir / f"checkpoint_{head}.pt",

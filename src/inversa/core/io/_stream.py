@@ -76,7 +76,9 @@ class MrcSlabWriter:
         if not np.isfinite(array).all():
             raise InputError(self._path, "refusing to write NaN or infinite values")
         if self._written[z0:z1, y0:y1].any():  # the statistics would count them twice
-            raise InputError(self._path, f"slices {z0}..{z1 - 1} were already written")
+            raise InputError(
+                self._path, f"rows {y0}..{y1 - 1} of slices {z0}..{z1 - 1} were already written"
+            )
         row = self.shape[2] * 4
         for z in range(z0, z1):
             self._handle.seek(self._offset + (z * self.shape[1] + y0) * row)
